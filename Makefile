@@ -1,0 +1,45 @@
+# Everything installs into ./.venv; every target is idempotent.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CPU build by default (pip takes it from this machine's local disk); on a GPU machine use
+#   make install TORCH_SPEC="torch==2.13.0" PIP_EXTRA="--index-url <your CUDA wheel index>"
+TORCH_SPEC ?= torch==2.13.0
+PIP_EXTRA ?=
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+
+.PHONY: install sweep train test lint format clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH; set PYTHON=..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml Makefile
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned, so no dependency can pull a multi-GB CUDA build on a CPU machine.
+	$(BIN)/python -m pip install -q $(PIP_EXTRA) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+sweep: install
+	$(BIN)/rnnlab sweep
+
+train: install
+	$(BIN)/rnnlab train
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: install
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,3 @@
+"""rnnlab: experiment orchestration for recurrent neural networks."""
+
+__version__ = "0.1.0"

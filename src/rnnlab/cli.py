@@ -1,0 +1,198 @@
+"""`rnnlab`: the command line. Validates everything first, creates things only after.
+
+Each subcommand is a small function; `main` maps user errors (ConfigError) to one line on
+stderr and exit code 2, so a typo never leaves a half-written run behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rnnlab.config import ConfigError
+
+EXIT_USAGE = 2
+
+_GROUP_HELP = {
+    "model": "architecture, size, dropout, init",
+    "task": "data, head, loss, metric",
+    "hardware": "accelerator, devices, precision, per-trial resources",
+    "tracking": "MLflow store",
+    "search": "a sweep's search space",
+    "experiment": "named experiments from experiments/",
+}
+
+
+def _groups_help(command: str) -> str:
+    from rnnlab.composition import GROUPS, group_options
+
+    groups = [g for g in GROUPS if command == "sweep" or g != "search"] + ["experiment"]
+    lines = [
+        f"usage: rnnlab {command} [--cfg] [OVERRIDE ...]",
+        "",
+        "Overrides use Hydra's grammar: key=value, group=option, +new.key=value.",
+        "  e.g. rnnlab train model=gru task=copy task.seq_len=50 train.clip.threshold=0.5",
+        "",
+        "Config groups (group=option):",
+    ]
+    for group in groups:
+        opts = group_options(group)
+        lines.append(f"  {group:<11} {', '.join(opts) or '(none)'}")
+        lines.append(f"  {'':<11} {_GROUP_HELP[group]}")
+    lines += [
+        "",
+        "Options:",
+        "  --cfg       print the composed, validated config and exit",
+        "  -h, --help  show this help",
+    ]
+    return "\n".join(lines)
+
+
+def load_run_config(config_name: str, overrides: list[str]):
+    """Compose, resolve paths, validate: the RunConfig or a one-line ConfigError."""
+    from rnnlab.composition import absolute_paths, compose
+    from rnnlab.config import validate_run_config
+
+    raw = absolute_paths(compose(config_name, overrides))
+    raw.pop("sweep", None)
+    raw.pop("search", None)
+    return validate_run_config(raw)
+
+
+def check_ready(cfg) -> None:
+    """Everything that can fail before we create a run: data files and the tracking store."""
+    from rnnlab.registry import task_class
+    from rnnlab.tracking.probe import probe_tracking_uri
+
+    task_class(cfg.task.model_dump(by_alias=True)).check(cfg.task)
+    probe_tracking_uri(cfg.tracking.uri, cfg.tracking.probe_timeout)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    if args.help:
+        print(_groups_help("train"))
+        return 0
+    cfg = load_run_config("train", args.overrides)
+    if args.cfg:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    check_ready(cfg)
+
+    from rnnlab.training.tracked import train_tracked
+
+    result = train_tracked(cfg, progress=sys.stderr.isatty())
+    _print_run_summary(cfg, result)
+    return 0
+
+
+def _print_run_summary(cfg, result) -> None:
+    fit = result.fit
+    print(f"outcome: {fit.outcome}")
+    if fit.divergence:
+        print(
+            f"diverged at step {fit.divergence['step']} (last finite loss {fit.divergence['last_finite_loss']})"
+        )
+    shown = {
+        k: v
+        for k, v in sorted(fit.metrics.items())
+        if k.startswith(("val/", "test/", "train/loss"))
+    }
+    for key, value in shown.items():
+        print(f"  {key:<24} {value:.6g}")
+    if fit.spec and fit.spec.baselines:
+        for key, value in fit.spec.baselines.items():
+            print(f"  {'baseline/' + key:<24} {value:.6g}")
+    print(
+        f"mlflow run: {result.run.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})"
+    )
+    if cfg.tracking.uri.startswith("sqlite:"):
+        print("open the UI: rnnlab ui")
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from rnnlab.tracking.probe import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        raise ConfigError(
+            f"no MLflow store at {uri}; run `rnnlab train` or `rnnlab sweep` here first, or pass --uri"
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    os.execv(sys.executable, cmd)
+    return 0  # pragma: no cover
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnlab",
+        description="Train, sweep and compare recurrent networks (Lightning, Ray Tune + Optuna, MLflow).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, summary in (
+        ("train", "train one configuration"),
+        ("sweep", "run an Optuna search on Ray Tune"),
+    ):
+        p = sub.add_parser(name, help=summary, add_help=False)
+        p.add_argument("-h", "--help", action="store_true")
+        p.add_argument("--cfg", action="store_true")
+        p.add_argument("overrides", nargs="*")
+    p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 for the default store")
+    p.add_argument("--uri", default="sqlite:///mlflow.db")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    return parser
+
+
+COMMANDS = {"train": cmd_train, "ui": cmd_ui}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if unknown:
+        if hasattr(args, "overrides"):
+            bad = [u for u in unknown if u.startswith("-")]
+            if bad:
+                print(
+                    f"rnnlab {args.command}: error: unknown option {bad[0]}; see rnnlab {args.command} --help",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            args.overrides = [*args.overrides, *unknown]
+        else:
+            print(
+                f"rnnlab {args.command}: error: unexpected argument {unknown[0]}", file=sys.stderr
+            )
+            return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"rnnlab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"rnnlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

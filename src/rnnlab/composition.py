@@ -1,0 +1,123 @@
+"""Compose a config with Hydra's Compose API and turn every failure into one line.
+
+We use `initialize_config_dir` + `compose` rather than `@hydra.main`: the latter prints
+multi-line errors, exits 1 and writes `outputs/…/.hydra` before our code can validate.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rnnlab.config import ConfigError
+from rnnlab.paths import conf_dir, experiments_dir
+
+GROUPS = ("model", "task", "hardware", "tracking", "search")
+
+
+def group_options(group: str) -> list[str]:
+    if group == "experiment":
+        return sorted(p.stem for p in experiments_dir().glob("*.yaml"))
+    folder = conf_dir() / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _check_group_choices(overrides: list[str], groups: tuple[str, ...]) -> None:
+    """Reject `model=transformer` ourselves: Hydra's message spans a page."""
+    for item in overrides:
+        key, sep, value = item.lstrip("+~").partition("=")
+        if not sep or key not in (*groups, "experiment"):
+            continue
+        options = group_options(key)
+        if value not in options and value.lower() != "null":
+            noun = "experiment" if key == "experiment" else key
+            raise ConfigError(f"{key}={value!r}: unknown {noun}; valid: {', '.join(options)}")
+
+
+def _register_experiments() -> None:
+    """Make experiments/NAME.yaml selectable as `experiment=NAME` from any directory."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for path in sorted(experiments_dir().glob("*.yaml")):
+        node = yaml.safe_load(path.read_text()) or {}
+        cs.store(group="experiment", name=path.stem, node=node, package="_global_")
+
+
+_OVERRIDE_RE = re.compile(r"Could not override '([^']+)'")
+_APPEND_RE = re.compile(r"Could not append to config. An item is already at '([^']+)'")
+
+
+def _one_line(exc: Exception, config_name: str) -> ConfigError:
+    text = str(exc)
+    m = _OVERRIDE_RE.search(text)
+    if m:
+        key = m.group(1)
+        return ConfigError(
+            f"unknown config key '{key}'; check the spelling (`rnnlab {config_name} --cfg` "
+            f"shows every key) or add a new key with +{key}=VALUE"
+        )
+    m = _APPEND_RE.search(text)
+    if m:
+        return ConfigError(f"'{m.group(1)}' already exists; drop the leading '+' to override it")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return ConfigError(first)
+
+
+def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
+    """Compose conf/<config_name>.yaml with overrides; return a fully resolved plain dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    _check_group_choices(overrides, GROUPS)
+    _register_experiments()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(
+            config_dir=str(conf_dir()), version_base="1.3", job_name="rnnlab"
+        ):
+            cfg = hydra_compose(config_name=config_name, overrides=overrides)
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+    except (OmegaConfBaseException, ValueError, KeyError) as exc:
+        raise _one_line(exc, config_name) from None
+    except Exception as exc:  # hydra.errors.* carry their own multi-line texts
+        if type(exc).__module__.startswith(("hydra", "omegaconf")):
+            raise _one_line(exc, config_name) from None
+        raise
+    finally:
+        GlobalHydra.instance().clear()
+    assert isinstance(resolved, dict)
+    experiment = next(
+        (o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("experiment=")), None
+    )
+    if experiment and experiment.lower() != "null":
+        resolved["experiment_name"] = experiment
+    return resolved
+
+
+def absolute_paths(raw: dict[str, Any], base: Path | None = None) -> dict[str, Any]:
+    """Resolve relative stores and data paths in the driver: workers never see the launch dir."""
+    from rnnlab.tracking.probe import resolve_tracking_uri
+
+    base = base or Path.cwd()
+    tracking = raw.get("tracking")
+    if isinstance(tracking, dict) and isinstance(tracking.get("uri"), str):
+        tracking["uri"] = resolve_tracking_uri(tracking["uri"], base)
+    task = raw.get("task")
+    if isinstance(task, dict):
+        for key in ("path", "train_path", "val_path", "test_path"):
+            value = task.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                task[key] = str((base / value).resolve())
+    hw = raw.get("hardware")
+    if isinstance(hw, dict) and isinstance(hw.get("storage_path"), str):
+        sp = hw["storage_path"]
+        if "://" not in sp and not Path(sp).is_absolute():
+            hw["storage_path"] = str((base / sp).resolve())
+    return raw

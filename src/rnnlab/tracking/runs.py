@@ -1,0 +1,209 @@
+"""Create, describe and close MLflow runs through MlflowClient (no fluent global state).
+
+Using the client explicitly lets the same code run in the CLI, in DDP rank 0 and in Ray
+workers, each pointing at the store the driver resolved.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import rnnlab
+
+OUTCOME_TAG = "rnnlab.outcome"
+OUTCOMES = ("running", "completed", "pruned", "diverged", "failed", "budget", "stopped")
+_STATUS_BY_OUTCOME = {
+    "completed": "FINISHED",
+    "pruned": "FINISHED",
+    "budget": "FINISHED",
+    "stopped": "KILLED",
+    "diverged": "FAILED",
+    "failed": "FAILED",
+}
+_MAX_PARAM_LEN = 6000
+
+
+def quiet_mlflow_logs() -> None:
+    """Alembic prints its migrations on every new SQLite store; users don't need that."""
+    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    quiet_mlflow_logs()
+    return MlflowClient(tracking_uri=uri)
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def git_state(start: Path | None = None) -> dict[str, str]:
+    """Commit and dirtiness of the repo holding the working directory (or rnnlab's source)."""
+    for where in (start or Path.cwd(), Path(rnnlab.__file__).resolve().parent):
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
+            )
+            if commit.returncode != 0:
+                continue
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=where,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            return {
+                "rnnlab.git_commit": commit.stdout.strip(),
+                "mlflow.source.git.commit": commit.stdout.strip(),
+                "rnnlab.git_dirty": str(bool(status.stdout.strip())).lower(),
+            }
+        except (OSError, subprocess.SubprocessError):
+            continue
+    return {"rnnlab.git_commit": "unknown", "rnnlab.git_dirty": "unknown"}
+
+
+def get_or_create_experiment(
+    mlflow_client: Any, name: str, artifact_location: str | None = None
+) -> str:
+    exp = mlflow_client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            mlflow_client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:
+        # Another process created it between our lookup and create.
+        exp = mlflow_client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _MAX_PARAM_LEN else text[: _MAX_PARAM_LEN - 3] + "..."
+
+
+@dataclass
+class RunHandle:
+    """Just enough to reach a run again from any process."""
+
+    uri: str
+    run_id: str
+    experiment_id: str
+
+
+def start_run(
+    uri: str,
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+    artifact_location: str | None = None,
+) -> RunHandle:
+    c = client(uri)
+    exp_id = get_or_create_experiment(c, experiment, artifact_location)
+    all_tags = {
+        "rnnlab.version": rnnlab.__version__,
+        OUTCOME_TAG: "running",
+        **git_state(),
+        **(dict(tags) if tags else {}),
+    }
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = c.create_run(exp_id, run_name=run_name, tags=all_tags)
+    return RunHandle(uri=uri, run_id=run.info.run_id, experiment_id=exp_id)
+
+
+def log_params(handle: RunHandle, params: Mapping[str, Any]) -> None:
+    """Log params in batches of 100 (MLflow's per-request limit), skipping ones already set."""
+    from mlflow.entities import Param
+
+    c = client(handle.uri)
+    existing = c.get_run(handle.run_id).data.params
+    items = [Param(k, _param_value(v)) for k, v in params.items() if k not in existing]
+    for i in range(0, len(items), 100):
+        c.log_batch(handle.run_id, params=items[i : i + 100])
+
+
+def log_config(
+    handle: RunHandle, config: Mapping[str, Any], extra_params: Mapping[str, Any] | None = None
+) -> None:
+    """The resolved config as flat params and as `config.yaml`, plus installed packages."""
+    params = flatten(config)
+    if extra_params:
+        params.update(extra_params)
+    log_params(handle, params)
+    log_text(handle, yaml.safe_dump(dict(config), sort_keys=False), "config.yaml")
+    log_text(handle, installed_packages(), "environment/packages.txt")
+
+
+def log_text(handle: RunHandle, text: str, artifact_file: str) -> None:
+    client(handle.uri).log_text(handle.run_id, text, artifact_file)
+
+
+def installed_packages() -> str:
+    lines = sorted(
+        {
+            f"{d.metadata['Name']}=={d.version}"
+            for d in metadata.distributions()
+            if d.metadata["Name"]
+        },
+        key=str.lower,
+    )
+    buf = io.StringIO()
+    buf.write("\n".join(lines) + "\n")
+    return buf.getvalue()
+
+
+def set_tags(handle: RunHandle, tags: Mapping[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    client(handle.uri).log_batch(handle.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_metrics(handle: RunHandle, metrics: Mapping[str, float], step: int = 0) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    c = client(handle.uri)
+    for i in range(0, len(items), 1000):
+        c.log_batch(handle.run_id, metrics=items[i : i + 1000])
+
+
+def end_run(handle: RunHandle, outcome: str) -> None:
+    """Record the outcome tag and the matching MLflow status; never leave a run RUNNING."""
+    c = client(handle.uri)
+    c.set_tag(handle.run_id, OUTCOME_TAG, outcome)
+    c.set_terminated(handle.run_id, status=_STATUS_BY_OUTCOME.get(outcome, "FAILED"))
+
+
+def log_artifact_file(
+    handle: RunHandle, path: str | os.PathLike[str], artifact_path: str | None = None
+) -> None:
+    client(handle.uri).log_artifact(handle.run_id, str(path), artifact_path)

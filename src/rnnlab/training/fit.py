@@ -1,0 +1,234 @@
+"""`fit(cfg)`: the one path from a validated config to a trained model.
+
+`rnnlab train` and every sweep trial call it unchanged. It never imports Ray, so it runs
+in DDP ranks and on GPU machines without Ray installed; callers add what they need
+(a sweep's reporter, diagnostics) as Lightning callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
+
+from rnnlab.config import RunConfig
+from rnnlab.data.base import TaskSpec
+from rnnlab.models import build_model
+from rnnlab.registry import task_class
+from rnnlab.training.module import DivergedError, SequenceModule
+
+
+@dataclass
+class FitResult:
+    outcome: str  # completed | diverged | budget
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+    divergence: dict[str, Any] | None = None
+    spec: TaskSpec | None = None
+    data_facts: dict[str, Any] = field(default_factory=dict)
+    # Holds the temporary checkpoint folder open until the caller has logged what it needs.
+    workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+
+def quiet_lightning() -> None:
+    """Lightning's per-run banners and data-loader hints are noise for in-memory data."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings(
+        "ignore", message=".*number of training batches.*smaller than the logging interval.*"
+    )
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*is an invalid metric name.*")
+
+
+def configure_torch(cfg: RunConfig) -> None:
+    # Denormal floats make tanh-RNN steps at T=200 about 4x slower on CPU (DESIGN.md).
+    torch.set_flush_denormal(True)
+    if cfg.hardware.threads:
+        torch.set_num_threads(cfg.hardware.threads)
+
+
+def build_datamodule(cfg: RunConfig):
+    cls = task_class(cfg.task.model_dump(by_alias=True))
+    return cls(cfg.task, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+
+
+def monitor_of(cfg: RunConfig, spec: TaskSpec) -> tuple[str, str]:
+    """The quantity early stopping and checkpointing follow, and whether lower is better."""
+    es = cfg.train.early_stopping
+    monitor = es.monitor or spec.monitor
+    if es.mode:
+        return monitor, es.mode
+    if monitor == spec.monitor:
+        return monitor, spec.monitor_mode
+    return monitor, "max" if any(k in monitor for k in ("accuracy", "f1")) else "min"
+
+
+def build_callbacks(cfg: RunConfig, spec: TaskSpec, checkpoint_dir: Path) -> list[Callback]:
+    monitor, mode = monitor_of(cfg, spec)
+    callbacks: list[Callback] = []
+    keep = cfg.train.keep_checkpoints
+    if keep != "none":
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoint_dir,
+                filename="best",
+                monitor=monitor,
+                mode=mode,
+                save_top_k=1 if keep in ("best_and_last", "best") else 0,
+                save_last=keep in ("best_and_last", "last"),
+                enable_version_counter=False,
+            )
+        )
+    if cfg.train.early_stopping.enabled:
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode=mode,
+                patience=cfg.train.early_stopping.patience,
+                min_delta=cfg.train.early_stopping.min_delta,
+                check_finite=True,
+            )
+        )
+    return callbacks
+
+
+def build_trainer(
+    cfg: RunConfig,
+    callbacks: Sequence[Callback],
+    logger: Any,
+    root_dir: Path,
+    progress: bool,
+) -> pl.Trainer:
+    hw = cfg.hardware
+    lb = cfg.train.limit_batches
+    strategy: Any = hw.strategy
+    if strategy == "ddp_spawn":
+        # Lightning's plain `ddp` re-executes sys.argv per rank, which breaks under our CLI,
+        # pytest and Ray workers; spawn keeps every rank inside this process tree.
+        from pytorch_lightning.strategies import DDPStrategy
+
+        strategy = DDPStrategy(
+            start_method="spawn", process_group_backend="gloo" if hw.accelerator == "cpu" else None
+        )
+    elif strategy == "ray_ddp":
+        raise ValueError("hardware.strategy=ray_ddp runs only inside a sweep (Ray Train)")
+    precision = "32-true" if hw.precision in ("32", "32-true") else hw.precision
+    return pl.Trainer(
+        accelerator=hw.accelerator,
+        devices=hw.devices,
+        strategy=strategy,
+        precision=precision,
+        max_epochs=cfg.train.max_epochs,
+        max_time=timedelta(seconds=cfg.train.time_budget) if cfg.train.time_budget else None,
+        limit_train_batches=lb,
+        limit_val_batches=lb,
+        limit_test_batches=lb,
+        logger=logger if logger is not None else False,
+        callbacks=list(callbacks),
+        enable_checkpointing=cfg.train.keep_checkpoints != "none",
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=cfg.train.deterministic,
+        default_root_dir=str(root_dir),
+        log_every_n_steps=1,
+    )
+
+
+def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
+    ckpt = trainer.checkpoint_callback
+    if not isinstance(ckpt, ModelCheckpoint):
+        return None, None
+    best = ckpt.best_model_path or None
+    last = ckpt.last_model_path or None
+    return (best if best and Path(best).exists() else None), (
+        last if last and Path(last).exists() else None
+    )
+
+
+def fit(
+    cfg: RunConfig,
+    *,
+    mlflow_logger: Any = None,
+    checkpoint_dir: Path | None = None,
+    extra_callbacks: Sequence[Callback] = (),
+    resume_from: str | None = None,
+    run_test: bool = True,
+    progress: bool = False,
+) -> FitResult:
+    """Train one configuration; return its outcome and metrics. Divergence is an outcome."""
+    quiet_lightning()
+    configure_torch(cfg)
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+
+    datamodule = build_datamodule(cfg)
+    spec = datamodule.spec
+    net = build_model(cfg.model, spec)
+    module = SequenceModule(cfg, spec, net)
+
+    tmp = None
+    if checkpoint_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="rnnlab-")
+        checkpoint_dir = Path(tmp.name)
+    callbacks = [*build_callbacks(cfg, spec, checkpoint_dir), *extra_callbacks]
+    trainer = build_trainer(cfg, callbacks, mlflow_logger, checkpoint_dir, progress)
+    result = FitResult(
+        outcome="completed", spec=spec, data_facts=datamodule.describe(), workdir=tmp
+    )
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    except DivergedError as exc:
+        result.outcome = "diverged"
+        result.divergence = {
+            "step": exc.step,
+            "loss": exc.loss,
+            "last_finite_loss": exc.last_finite_loss,
+            "last_grad_norm": module.last_grad_norm,
+        }
+    except Exception as exc:  # ddp_spawn re-raises a child's error under another type
+        if "DivergedError" not in repr(exc):
+            raise
+        result.outcome = "diverged"
+        result.divergence = {
+            "step": -1,
+            "loss": math.nan,
+            "last_finite_loss": None,
+            "last_grad_norm": None,
+        }
+
+    result.history = list(module.history)
+    result.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _is_number(v)}
+    result.best_checkpoint, result.last_checkpoint = _checkpoint_paths(trainer)
+    if result.outcome == "completed":
+        timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+        if timer is not None and (timer.time_remaining("train") or 0) <= 0:
+            result.outcome = "budget"
+        if run_test:
+            ckpt = result.best_checkpoint or result.last_checkpoint
+            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+            result.metrics.update(
+                {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+            )
+    return result
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,157 @@
+"""The one LightningModule every run trains: a RecurrentNet scored by its task's objective.
+
+Everything a researcher wants per epoch (losses, task metrics, learning rate, gradient
+norm before clipping, fraction of steps clipped) is accumulated on-device during the
+epoch and logged once, in a single MLflow batch, when validation ends.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from rnnlab.config import RunConfig
+from rnnlab.data.base import SequenceBatch, TaskSpec
+from rnnlab.training.objectives import EpochMetrics, loss_fn, valid_pairs
+from rnnlab.training.optim import build_optimizer, build_scheduler
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite: the run is over, and that is a result, not a crash."""
+
+    def __init__(self, step: int, loss: float, last_finite_loss: float | None) -> None:
+        super().__init__(f"loss became {loss} at step {step}")
+        self.step = step
+        self.loss = loss
+        self.last_finite_loss = last_finite_loss
+
+
+class SequenceModule(pl.LightningModule):
+    def __init__(self, cfg: RunConfig, spec: TaskSpec, net: torch.nn.Module) -> None:
+        super().__init__()
+        # The config travels inside every checkpoint, so a checkpoint describes itself;
+        # logger=False because the tracking layer logs the flattened config itself.
+        self.save_hyperparameters({"config": cfg.to_dict()}, logger=False)
+        self.cfg = cfg
+        self.spec = spec
+        self.net = net
+        self.train_metrics = EpochMetrics(spec)
+        self.val_metrics = EpochMetrics(spec)
+        self.test_metrics = EpochMetrics(spec)
+        self._grad_norms: list[Tensor] = []
+        self._clipped: list[Tensor] = []
+        self.last_finite_loss: float | None = None
+        self.last_grad_norm: float | None = None
+        self.history: list[dict[str, float]] = []
+        self.epoch_metrics: dict[str, float] = {}
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        return self.net(inputs, lengths).predictions
+
+    def _shared_step(self, batch: SequenceBatch, metrics: EpochMetrics) -> Tensor:
+        inputs, targets, lengths = batch
+        preds = self.net(inputs, lengths).predictions
+        p, t = valid_pairs(self.spec, preds, targets, lengths)
+        loss = loss_fn(self.spec, p, t)
+        metrics.update(loss, p, t)
+        return loss
+
+    def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, self.train_metrics)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise DivergedError(self.global_step, value, self.last_finite_loss)
+        self.last_finite_loss = value
+        return loss
+
+    def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:
+        self._shared_step(batch, self.val_metrics)
+
+    def test_step(self, batch: SequenceBatch, batch_idx: int) -> None:
+        self._shared_step(batch, self.test_metrics)
+
+    # --- gradients -------------------------------------------------------------------
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: Any = None,
+        gradient_clip_algorithm: Any = None,
+    ) -> None:
+        """Clip from our own config and record the norm *before* clipping.
+
+        Lightning calls this after the AMP scaler has unscaled the gradients, so the
+        threshold means the same thing at every precision.
+        """
+        params = [
+            p for group in optimizer.param_groups for p in group["params"] if p.grad is not None
+        ]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
+        clip = self.cfg.train.clip
+        if clip.mode == "norm":
+            torch.nn.utils.clip_grads_with_norm_(params, clip.threshold, norm)
+            clipped = norm > clip.threshold
+        elif clip.mode == "value":
+            clipped = torch.stack([g.detach().abs().max() for g in grads]).max() > clip.threshold
+            torch.nn.utils.clip_grad_value_(params, clip.threshold)
+        else:
+            clipped = torch.zeros((), dtype=torch.bool, device=norm.device)
+        self._grad_norms.append(norm.detach())
+        self._clipped.append(clipped.detach())
+
+    # --- epoch bookkeeping -------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self.train_metrics.reset()
+        self._grad_norms.clear()
+        self._clipped.clear()
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_metrics.reset()
+
+    def _gradient_summary(self) -> dict[str, float]:
+        if not self._grad_norms:
+            return {}
+        norms = torch.stack(self._grad_norms).float()
+        finite = norms[torch.isfinite(norms)]
+        out = {"train/clip_fraction": float(torch.stack(self._clipped).float().mean())}
+        if finite.numel():
+            out["train/grad_norm"] = float(finite.mean())
+            out["train/grad_norm_max"] = float(finite.max())
+            self.last_grad_norm = float(finite[-1])
+        return out
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        metrics = {**self.train_metrics.compute("train"), **self.val_metrics.compute("val")}
+        metrics.update(self._gradient_summary())
+        metrics["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        metrics["epoch"] = float(self.current_epoch)
+        self.epoch_metrics = metrics
+        self.history.append(metrics)
+        # callback_metrics feed EarlyStopping, ModelCheckpoint and a sweep's reporter.
+        self.log_dict(metrics, logger=False, sync_dist=False)
+        for lg in self.loggers:
+            lg.log_metrics(metrics, step=self.current_epoch)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_metrics.reset()
+
+    def on_test_epoch_end(self) -> None:
+        metrics = self.test_metrics.compute("test")
+        self.log_dict(metrics, logger=False, sync_dist=False)
+        for lg in self.loggers:
+            lg.log_metrics(metrics, step=self.current_epoch)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.cfg.train, self.parameters())
+        scheduler = build_scheduler(self.cfg.train, optimizer, monitor=self.spec.monitor)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

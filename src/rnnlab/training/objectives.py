@@ -1,0 +1,108 @@
+"""Losses and metrics chosen by a task's TaskSpec, computed on valid (unpadded) steps only.
+
+Masking happens once, in `valid_pairs`, so no loss or metric can see padding: padding a
+batch further never changes a loss (tests/unit/test_objectives.py proves it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torch import Tensor
+
+from rnnlab.data.base import IGNORE_INDEX, TaskSpec
+
+
+def step_mask(lengths: Tensor, max_len: int, device: torch.device) -> Tensor:
+    """(B, T) bool mask of the steps inside each sequence's true length."""
+    return torch.arange(max_len, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+def valid_pairs(
+    spec: TaskSpec, preds: Tensor, targets: Tensor, lengths: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Predictions and targets of the valid positions, flattened to (N, O) / (N,)."""
+    if spec.head == "many_to_one":
+        if spec.loss == "mse":
+            return preds.reshape(preds.shape[0], -1), targets.reshape(preds.shape[0], -1).to(
+                preds.dtype
+            )
+        return preds, targets
+    mask = step_mask(lengths, preds.shape[1], preds.device)
+    if spec.loss == "cross_entropy":
+        mask = mask & (targets != IGNORE_INDEX)
+        return preds[mask], targets[mask]
+    p = preds[mask]
+    return p, targets[mask].reshape(p.shape).to(p.dtype)
+
+
+def loss_fn(spec: TaskSpec, preds: Tensor, targets: Tensor) -> Tensor:
+    """Mean loss over valid pairs; the loss is computed in fp32 even under mixed precision."""
+    if spec.loss == "mse":
+        return F.mse_loss(preds.float(), targets.float())
+    return F.cross_entropy(preds.float(), targets)
+
+
+MetricFactory = Callable[[TaskSpec], torchmetrics.Metric]
+
+METRICS: dict[str, MetricFactory] = {
+    "mse": lambda spec: torchmetrics.MeanSquaredError(),
+    "mae": lambda spec: torchmetrics.MeanAbsoluteError(),
+    "accuracy": lambda spec: torchmetrics.classification.MulticlassAccuracy(
+        num_classes=spec.output_size, average="micro"
+    ),
+    "macro_f1": lambda spec: torchmetrics.classification.MulticlassF1Score(
+        num_classes=spec.output_size, average="macro"
+    ),
+}
+
+# Metrics that are functions of the mean cross-entropy (nats) rather than their own state.
+DERIVED_FROM_LOSS: dict[str, Callable[[float], float]] = {
+    "perplexity": lambda nats: math.exp(min(nats, 700.0)),
+    "bpc": lambda nats: nats / math.log(2.0),
+}
+
+
+class EpochMetrics(torch.nn.Module):
+    """Accumulates a stage's loss (weighted by valid targets) and metrics over an epoch."""
+
+    def __init__(self, spec: TaskSpec) -> None:
+        super().__init__()
+        unknown = [m for m in spec.metrics if m not in METRICS and m not in DERIVED_FROM_LOSS]
+        if unknown:
+            raise ValueError(
+                f"unknown metric(s) {unknown}; known: {sorted([*METRICS, *DERIVED_FROM_LOSS])}"
+            )
+        self.spec = spec
+        self.loss = torchmetrics.MeanMetric()
+        self.metrics = torch.nn.ModuleDict(
+            {name: METRICS[name](spec) for name in spec.metrics if name in METRICS}
+        )
+
+    def update(self, loss: Tensor, preds: Tensor, targets: Tensor) -> None:
+        n = targets.shape[0]
+        self.loss.update(loss.detach().float(), weight=n)
+        for metric in self.metrics.values():
+            metric.update(preds.detach().float(), targets)
+
+    def compute(self, prefix: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.loss.update_count == 0:
+            return out
+        loss = float(self.loss.compute())
+        out[f"{prefix}/loss"] = loss
+        for name, metric in self.metrics.items():
+            out[f"{prefix}/{name}"] = float(metric.compute())
+        for name in self.spec.metrics:
+            if name in DERIVED_FROM_LOSS:
+                out[f"{prefix}/{name}"] = DERIVED_FROM_LOSS[name](loss)
+        return out
+
+    def reset(self) -> None:
+        self.loss.reset()
+        for metric in self.metrics.values():
+            metric.reset()
