@@ -114,6 +114,43 @@ def _print_run_summary(cfg, result) -> None:
         print("open the UI: rnnlab ui")
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import yaml
+
+    if args.help:
+        print(_groups_help("sweep"))
+        return 0
+    from rnnlab.sweep.plan import build_plan
+    from rnnlab.sweep.runner import preflight, print_summary, run_sweep, search_raw_of
+
+    plan = build_plan(args.overrides)
+    if args.cfg:
+        shown = {
+            **plan.base_cfg.to_dict(),
+            "sweep": plan.settings.model_dump(mode="json"),
+            "search": search_raw_of(plan),
+        }
+        print(yaml.safe_dump(shown, sort_keys=False), end="")
+        return 0
+    if plan.settings.resume:
+        extra = [o for o in args.overrides if not o.startswith(("sweep.name=", "sweep.resume="))]
+        if extra:
+            raise ConfigError(
+                f"a resumed sweep keeps the config it started with; drop {' '.join(extra)} "
+                f"and run `rnnlab sweep sweep.name={plan.name} sweep.resume=true`"
+            )
+    preflight(plan)
+    summary = run_sweep(plan)
+    print_summary(summary)
+    return 0 if summary.status == "finished" else 130
+
+
+def cmd_sweeps(args: argparse.Namespace) -> int:
+    from rnnlab.sweep.listing import list_command
+
+    return list_command(args)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from rnnlab.tracking.probe import resolve_tracking_uri
 
@@ -153,6 +190,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-h", "--help", action="store_true")
         p.add_argument("--cfg", action="store_true")
         p.add_argument("overrides", nargs="*")
+    p = sub.add_parser("sweeps", help="list the sweeps in this directory (show NAME: top trials)")
+    p.add_argument("action", nargs="?", choices=["list", "show", "stop"], default="list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--root", default="rnnlab-sweeps")
+    p.add_argument("--top", type=int, default=10)
     p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 for the default store")
     p.add_argument("--uri", default="sqlite:///mlflow.db")
     p.add_argument("--host", default="127.0.0.1")
@@ -160,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": cmd_train, "ui": cmd_ui}
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "sweeps": cmd_sweeps, "ui": cmd_ui}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,8 @@ def quiet_mlflow_logs() -> None:
     """Alembic prints its migrations on every new SQLite store; users don't need that."""
     for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow prints "View run ... at http://..." on every run it ends against a server.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def client(uri: str):

@@ -25,6 +25,8 @@ from rnnlab.config import RunConfig
 from rnnlab.data.base import TaskSpec
 from rnnlab.models import build_model
 from rnnlab.registry import task_class
+from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
+from rnnlab.training.lm_module import LanguageModelModule  # issue 4: truncated BPTT
 from rnnlab.training.module import DivergedError, SequenceModule
 
 
@@ -178,13 +180,14 @@ def fit(
     datamodule = build_datamodule(cfg)
     spec = datamodule.spec
     net = build_model(cfg.model, spec)
-    module = SequenceModule(cfg, spec, net)
+    # issue 4: language models (TaskSpec.stateful) carry the hidden state across batches.
+    module = (LanguageModelModule if spec.stateful else SequenceModule)(cfg, spec, net)
 
     tmp = None
     if checkpoint_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="rnnlab-")
         checkpoint_dir = Path(tmp.name)
-    callbacks = [*build_callbacks(cfg, spec, checkpoint_dir), *extra_callbacks]
+    callbacks = [*build_callbacks(cfg, spec, checkpoint_dir), *data_callbacks(), *extra_callbacks]
     trainer = build_trainer(cfg, callbacks, mlflow_logger, checkpoint_dir, progress)
     result = FitResult(
         outcome="completed", spec=spec, data_facts=datamodule.describe(), workdir=tmp

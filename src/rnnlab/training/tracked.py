@@ -102,11 +102,21 @@ def train_tracked(
             progress=progress,
         )
     except KeyboardInterrupt:
-        runs.end_run(handle, "stopped")
+        if close_run:
+            runs.end_run(handle, "stopped")
+        raise
+    except SystemExit as exc:
+        # Ray Tune stops a trial's thread with sys.exit(0) (scheduler, budget, user); the
+        # driver knows why and records the outcome.
+        if exc.code not in (0, None) and close_run:
+            runs.end_run(handle, "failed")
+        elif close_run:
+            runs.end_run(handle, "stopped")
         raise
     except BaseException as exc:
         runs.set_tags(handle, {"rnnlab.error": f"{type(exc).__name__}: {exc}"[:5000]})
-        runs.end_run(handle, "failed")
+        if close_run:
+            runs.end_run(handle, "failed")
         raise
     record_result(handle, cfg, result)
     if close_run:

@@ -1,0 +1,171 @@
+"""Turn `rnnlab sweep` overrides into a SweepPlan: everything a sweep needs, resolved in the driver.
+
+Every config a trial can receive is composed (one per config-group combination) and
+validated here, and every searched key and bound is checked against the schemas, so a bad
+space fails in one line before Ray starts. Workers receive plain dicts and never touch Hydra.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rnnlab.config import ConfigError, RunConfig, one_line_error, validate_run_config
+from rnnlab.sweep.settings import SweepSettings
+from rnnlab.sweep.space import (
+    GROUP_PREFIX,
+    SearchSpace,
+    combo_key,
+    group_combinations,
+    has_dotted,
+    parse_search_space,
+    set_dotted,
+)
+
+
+@dataclass
+class SweepPlan:
+    settings: SweepSettings
+    space: SearchSpace
+    bases: dict[str, dict[str, Any]]  # combo_key -> resolved run config (plain dict)
+    name: str
+    folder: Path
+    metric: str
+    mode: str
+    base_cfg: RunConfig  # the first combination, for tracking/hardware/task facts
+    overrides: list[str] = field(default_factory=list)
+
+    def trial_config(self, params: dict[str, Any]) -> RunConfig:
+        """The run config of one trial: its group combination plus its sampled values."""
+        return build_trial_config(self.bases, params)
+
+
+def build_trial_config(bases: dict[str, dict[str, Any]], params: dict[str, Any]) -> RunConfig:
+    combo = {k[len(GROUP_PREFIX) :]: v for k, v in params.items() if k.startswith(GROUP_PREFIX)}
+    raw = copy.deepcopy(bases[combo_key(combo)])
+    for key, value in params.items():
+        if not key.startswith(GROUP_PREFIX) and not key.startswith("_"):
+            set_dotted(raw, key, value)
+    return validate_run_config(raw)
+
+
+def _check_value(base: dict[str, Any], key: str, value: Any, where: str) -> None:
+    raw = copy.deepcopy(base)
+    set_dotted(raw, key, value)
+    try:
+        validate_run_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _probe_values(param) -> list[Any]:
+    if param.kind == "categorical":
+        return list(param.choices)
+    low, high = param.low, param.high
+    if param.kind == "int":
+        return [int(low), int(high)]
+    return [low, high]
+
+
+def default_sweep_name(base: RunConfig, space: SearchSpace) -> str:
+    model = "+".join(space.groups["model"]) if "model" in space.groups else base.model.name
+    return f"{base.task.name}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def build_plan(overrides: list[str], cwd: Path | None = None) -> SweepPlan:
+    from rnnlab.composition import absolute_paths, compose
+    from rnnlab.training.fit import build_datamodule
+
+    cwd = cwd or Path.cwd()
+    raw = absolute_paths(compose("sweep", overrides), cwd)
+    sweep_raw = raw.pop("sweep", None) or {}
+    search_raw = raw.pop("search", None)
+    try:
+        settings = SweepSettings.model_validate(sweep_raw)
+    except ValidationError as err:
+        raise one_line_error(err, sweep_raw, prefix="sweep.") from None
+    space = parse_search_space(search_raw)
+
+    bases: dict[str, dict[str, Any]] = {}
+    base_cfg: RunConfig | None = None
+    for combo in group_combinations(space):
+        group_overrides = [f"{g}={opt}" for g, opt in combo.items()]
+        if combo:
+            combo_raw = absolute_paths(compose("sweep", [*overrides, *group_overrides]), cwd)
+            combo_raw.pop("sweep", None)
+            combo_raw.pop("search", None)
+        else:
+            combo_raw = raw
+        cfg = validate_run_config(copy.deepcopy(combo_raw))
+        base_cfg = base_cfg or cfg
+        resolved = cfg.to_dict()
+        for param in space.params:
+            if not has_dotted(resolved, param.name):
+                raise ConfigError(
+                    f"search.params.{param.name}: no such config key"
+                    + (f" (in {combo_key(combo)})" if combo else "")
+                    + "; run `rnnlab sweep --cfg` to see the keys"
+                )
+            for value in _probe_values(param):
+                _check_value(resolved, param.name, value, f"search.params.{param.name}")
+        bases[combo_key(combo)] = resolved
+    assert base_cfg is not None
+
+    for point in settings.initial_points:
+        for key, value in point.items():
+            if key.startswith(GROUP_PREFIX):
+                continue
+            base = next(iter(bases.values()))
+            if not has_dotted(base, key):
+                raise ConfigError(f"sweep.initial_points: {key} is not a config key")
+            _check_value(base, key, value, "sweep.initial_points")
+
+    spec = build_datamodule(base_cfg).spec
+    metric = settings.metric or spec.monitor
+    valid_metrics = {"val/loss", "train/loss", *(f"val/{m}" for m in spec.metrics)}
+    if metric not in valid_metrics:
+        raise ConfigError(
+            f"sweep.metric={metric!r}: task {base_cfg.task.name} reports {', '.join(sorted(valid_metrics))}"
+        )
+    if settings.mode:
+        mode = settings.mode
+    elif metric == spec.monitor:
+        mode = spec.monitor_mode
+    else:
+        mode = "max" if any(k in metric for k in ("accuracy", "f1")) else "min"
+
+    check_sampler(settings, space)
+    name = settings.name or default_sweep_name(base_cfg, space)
+    root = Path(base_cfg.hardware.storage_path or settings.root)
+    if not root.is_absolute():
+        root = (cwd / root).resolve()
+    return SweepPlan(
+        settings=settings,
+        space=space,
+        bases=bases,
+        name=name,
+        folder=root / name,
+        metric=metric,
+        mode=mode,
+        base_cfg=base_cfg,
+        overrides=list(overrides),
+    )
+
+
+def check_sampler(settings: SweepSettings, space: SearchSpace) -> None:
+    """Reject sampler/space pairs that cannot work, before anything starts."""
+    if settings.sampler == "grid":
+        size = space.grid_size()  # raises on continuous or conditional params
+        if settings.trials > size:
+            raise ConfigError(
+                f"sweep.trials={settings.trials}: the grid has only {size} points; set sweep.trials<={size}"
+            )
+    if settings.sampler == "cmaes" and not any(p.kind != "categorical" for p in space.params):
+        raise ConfigError(
+            "sweep.sampler=cmaes: CMA-ES searches continuous parameters and this space has none; use tpe or grid"
+        )

@@ -1,0 +1,158 @@
+"""The Ray Tune trainable: one sweep trial = the same tracked `fit` as `rnnlab train`.
+
+This runs in a Ray worker. It receives plain dicts resolved by the driver (never Hydra),
+continues its own MLflow child run across retries and resumes (the run id travels in the
+trial's checkpoint), and reports each epoch's metrics with a checkpoint to Tune.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from rnnlab.sweep.plan import build_trial_config
+
+META_FILE = "rnnlab_trial.json"
+CKPT_FILE = "trial.ckpt"
+# Tune and Optuna see this value for a diverged trial: the worst possible, so the sampler
+# learns to avoid the region (a FAILED Optuna trial would be ignored and re-sampled).
+DIVERGED_PENALTY = 1e30
+
+
+@dataclass(frozen=True)
+class TrialPayload:
+    """What every trial needs from the driver; plain data, shipped once via with_parameters."""
+
+    bases: dict[str, dict[str, Any]]
+    sweep_name: str
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    metric: str
+    mode: str
+    role: str = "search"  # search | final
+
+
+def penalty(mode: str) -> float:
+    return DIVERGED_PENALTY if mode == "min" else -DIVERGED_PENALTY
+
+
+class TuneReporter(pl.Callback):
+    """Report each epoch's metrics to Tune with a checkpoint, so retries and resumes continue."""
+
+    def __init__(self, payload: TrialPayload, run_id: str) -> None:
+        self.payload = payload
+        self.run_id = run_id
+        self.best: float | None = None
+
+    def _improves(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best if self.payload.mode == "min" else value > self.best
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from ray import tune
+
+        metrics = dict(getattr(pl_module, "epoch_metrics", {}) or {})
+        if self.payload.metric not in metrics:
+            return
+        value = metrics[self.payload.metric]
+        if math.isfinite(value) and self._improves(value):
+            self.best = value
+        metrics["rnnlab_run_id"] = self.run_id
+        metrics["rnnlab_pid"] = os.getpid()
+        with tempfile.TemporaryDirectory(prefix="rnnlab-tune-") as tmp:
+            trainer.save_checkpoint(os.path.join(tmp, CKPT_FILE))
+            with open(os.path.join(tmp, META_FILE), "w") as fh:
+                json.dump({"run_id": self.run_id, "best": self.best}, fh)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _restore(checkpoint: Any, workdir: Path) -> tuple[str | None, str | None, float | None]:
+    """(run_id, local checkpoint path, best metric so far) from a Tune checkpoint."""
+    if checkpoint is None:
+        return None, None, None
+    with checkpoint.as_directory() as d:
+        meta_path = Path(d) / META_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        ckpt = Path(d) / CKPT_FILE
+        local = None
+        if ckpt.exists():
+            local = workdir / CKPT_FILE
+            shutil.copyfile(ckpt, local)
+    return meta.get("run_id"), (str(local) if local else None), meta.get("best")
+
+
+def run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
+    """Tune's function trainable (bound to the payload with tune.with_parameters)."""
+    from ray import tune
+
+    from rnnlab.sweep.tracking import find_trial_run, reopen_run
+    from rnnlab.tracking import runs
+    from rnnlab.training.tracked import open_run, train_tracked
+
+    trial_id = tune.get_context().get_trial_id()
+    cfg = build_trial_config(payload.bases, params)
+    cfg = cfg.model_copy(
+        update={"tracking": cfg.tracking.model_copy(update={"uri": payload.tracking_uri})}
+    )
+    sampled = {k: v for k, v in params.items() if not k.startswith("_")}
+
+    workdir = Path(tempfile.mkdtemp(prefix="rnnlab-trial-"))
+    try:
+        run_id, resume_from, best = _restore(tune.get_checkpoint(), workdir)
+        run_id = run_id or find_trial_run(
+            payload.tracking_uri, payload.experiment_id, payload.sweep_name, trial_id
+        )
+        if run_id:
+            handle = runs.RunHandle(payload.tracking_uri, run_id, payload.experiment_id)
+            reopen_run(handle)
+        else:
+            handle = open_run(
+                cfg,
+                run_name=f"{payload.sweep_name}/{trial_id}"
+                if payload.role == "search"
+                else f"{payload.sweep_name}/final-seed{cfg.train.seed}",
+                parent_run_id=payload.parent_run_id,
+                tags={
+                    "rnnlab.sweep": payload.sweep_name,
+                    "rnnlab.trial_id": trial_id,
+                    "rnnlab.role": payload.role,
+                },
+                extra_params={f"sampled.{k}": v for k, v in sampled.items()},
+            )
+        reporter = TuneReporter(payload, handle.run_id)
+        reporter.best = best
+        result = train_tracked(
+            cfg,
+            handle=handle,
+            extra_callbacks=[reporter],
+            checkpoint_dir=workdir / "checkpoints",
+            resume_from=resume_from,
+            run_test=payload.role == "final",
+            close_run=False,
+        )
+        fit = result.fit
+        final: dict[str, Any] = {
+            k: v for k, v in fit.metrics.items() if k.startswith(("val/", "train/", "test/"))
+        }
+        if fit.outcome == "diverged":
+            final[payload.metric] = penalty(payload.mode)
+        elif reporter.best is not None:
+            final[payload.metric] = reporter.best  # the sampler learns from the best epoch
+        elif payload.metric not in final:
+            final[payload.metric] = penalty(payload.mode)
+        final.update(
+            {"rnnlab_outcome": fit.outcome, "rnnlab_done": True, "rnnlab_run_id": handle.run_id}
+        )
+        tune.report(final)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
