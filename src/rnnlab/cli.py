@@ -133,7 +133,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(shown, sort_keys=False), end="")
         return 0
     if plan.settings.resume:
-        extra = [o for o in args.overrides if not o.startswith(("sweep.name=", "sweep.resume="))]
+        # Where the sweep runs may change on resume; what it searches may not.
+        where = ("sweep.name=", "sweep.resume=", "hardware=", "hardware.", "tracking=", "tracking.")
+        extra = [o for o in args.overrides if not o.startswith(where)]
         if extra:
             raise ConfigError(
                 f"a resumed sweep keeps the config it started with; drop {' '.join(extra)} "
@@ -149,6 +151,19 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     from rnnlab.sweep.listing import list_command
 
     return list_command(args)
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from rnnlab.tracking.server import resolve_backend_uri, serve
+
+    return serve(
+        resolve_backend_uri(args.backend_uri),
+        args.artifacts,
+        host=args.host,
+        port=args.port,
+        allowed_hosts=args.allowed_hosts,
+        workers=args.workers,
+    )
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -195,6 +210,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--root", default="rnnlab-sweeps")
     p.add_argument("--top", type=int, default=10)
+    p = sub.add_parser(
+        "server", help="MLflow tracking server with a database backend, on 127.0.0.1"
+    )
+    p.add_argument(
+        "--backend-uri", help="SQLAlchemy URI (default: $MLFLOW_BACKEND_STORE_URI or ./mlflow.db)"
+    )
+    p.add_argument(
+        "--artifacts", default="mlartifacts", help="artifact root (folder or object-store URI)"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument(
+        "--allowed-hosts", help="comma-separated Host names clients use (required off loopback)"
+    )
+    p.add_argument("--workers", type=int)
     p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 for the default store")
     p.add_argument("--uri", default="sqlite:///mlflow.db")
     p.add_argument("--host", default="127.0.0.1")
@@ -202,7 +232,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "sweeps": cmd_sweeps, "ui": cmd_ui}
+COMMANDS = {
+    "train": cmd_train,
+    "sweep": cmd_sweep,
+    "sweeps": cmd_sweeps,
+    "server": cmd_server,
+    "ui": cmd_ui,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -116,14 +116,18 @@ def build_plan(overrides: list[str], cwd: Path | None = None) -> SweepPlan:
         bases[combo_key(combo)] = resolved
     assert base_cfg is not None
 
+    by_name = {p.name: p for p in space.all_params()}
     for point in settings.initial_points:
         for key, value in point.items():
-            if key.startswith(GROUP_PREFIX):
-                continue
-            base = next(iter(bases.values()))
-            if not has_dotted(base, key):
-                raise ConfigError(f"sweep.initial_points: {key} is not a config key")
-            _check_value(base, key, value, "sweep.initial_points")
+            param = by_name.get(key)
+            if param is None:
+                raise ConfigError(
+                    f"sweep.initial_points: {key} is not searched; searched keys: {', '.join(by_name)}"
+                )
+            if not param.contains(value):
+                raise ConfigError(
+                    f"sweep.initial_points: {key}={value!r} is outside the search space ({param.describe()})"
+                )
 
     spec = build_datamodule(base_cfg).spec
     metric = settings.metric or spec.monitor

@@ -455,9 +455,20 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
         record = None
 
     try:
-        with trial_tracking_uri(
-            cfg.tracking.uri, plan.folder, cfg.tracking.experiment, cfg.tracking.artifact_location
-        ) as (uri, experiment_id):
+        with contextlib.ExitStack() as stack:
+            uri, experiment_id, wait_for_tracking = stack.enter_context(
+                trial_tracking_uri(
+                    cfg.tracking.uri,
+                    plan.folder,
+                    cfg.tracking.experiment,
+                    cfg.tracking.artifact_location,
+                )
+            )
+            hw = cfg.hardware
+            address = cluster_address(hw.address) if hw.name == "ray_cluster" else None
+            # Ray starts while the tracking server boots: both take seconds.
+            stack.enter_context(ray_session(address, num_cpus=None if address else os.cpu_count()))
+            wait_for_tracking()
             ACTIVE_ENDPOINTS[plan.name] = uri
             if record is None:
                 parent = runs.start_run(
@@ -506,12 +517,7 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
             record.save()
             parent_handle = runs.RunHandle(uri, record.parent_run_id, experiment_id)
 
-            hw = cfg.hardware
-            address = cluster_address(hw.address) if hw.name == "ray_cluster" else None
-            with (
-                ray_session(address, num_cpus=None if address else os.cpu_count()),
-                _graceful_stop() as stop,
-            ):
+            with _graceful_stop() as stop:
                 grid = _run_search(plan, uri, experiment_id, record.parent_run_id)
                 interrupted = stop.requested
                 study_path = export_study(plan, grid)

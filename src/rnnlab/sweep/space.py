@@ -65,6 +65,13 @@ class Param:
             self.low, self.high, log=self.log, step=self.step
         )
 
+    def contains(self, value: Any) -> bool:
+        dist = self.distribution()
+        try:
+            return bool(dist._contains(dist.to_internal_repr(value)))
+        except (ValueError, TypeError):
+            return False
+
     def suggest(self, trial: Any) -> Any:
         if self.kind == "categorical":
             return trial.suggest_categorical(self.name, list(self.choices))

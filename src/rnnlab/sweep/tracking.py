@@ -9,8 +9,11 @@ creates the experiment directly first, so its artifacts stay in ./mlruns where
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,25 +61,84 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class LoopbackServer:
+    """An MLflow server on 127.0.0.1 in front of a SQLite store, tied to this driver's life.
+
+    `start()` returns at once so Ray can start meanwhile; `wait()` blocks until healthy.
+    """
+
+    def __init__(self, backend_uri: str, folder: Path) -> None:
+        self.backend_uri = backend_uri
+        self.folder = folder
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log_path = folder / "mlflow-server.log"
+
+    def start(self) -> LoopbackServer:
+        from rnnlab.tracking.server import build_server_command, server_environment
+
+        command = build_server_command(
+            self.backend_uri,
+            self.folder / "mlflow-server-artifacts",
+            "127.0.0.1",
+            self.port,
+            workers=1,
+        )
+        tethered = [
+            sys.executable,
+            "-m",
+            "rnnlab.tracking.tether",
+            str(os.getpid()),
+            "--",
+            *command,
+        ]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                tethered,
+                env=server_environment(self.backend_uri),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the terminal is the driver's, not the server's
+            )
+        return self
+
+    def wait(self, timeout: float = 90.0) -> str:
+        from rnnlab.tracking.server import wait_until_healthy
+
+        assert self.process is not None
+        try:
+            wait_until_healthy(self.uri, timeout=timeout, process=self.process)
+        except BaseException:
+            self.stop()
+            raise
+        return self.uri
+
+    def stop(self) -> None:
+        from rnnlab.tracking.server import stop_server
+
+        if self.process is not None:
+            stop_server(self.process, timeout=3.0)
+            self.process = None
+
+
 @contextlib.contextmanager
 def trial_tracking_uri(
     uri: str, folder: Path, experiment: str, artifact_location: str | None
-) -> Iterator[tuple[str, str]]:
-    """Yield (uri trials log to, experiment id); a loopback server fronts a SQLite store."""
+) -> Iterator[tuple[str, str, Callable[[], str]]]:
+    """Yield (uri trials log to, experiment id, wait): a loopback server fronts a SQLite store.
+
+    The experiment is created directly first, so its artifact location is a local folder
+    every process here can write (and `rnnlab ui` can read) without the server.
+    """
     c = runs.client(uri)
     experiment_id = runs.get_or_create_experiment(c, experiment, artifact_location)
     if not uri.startswith("sqlite:"):
-        yield uri, experiment_id
+        yield uri, experiment_id, lambda: uri
         return
-    from rnnlab.tracking.server import running_server
-
-    artifacts = folder / "mlflow-server-artifacts"
-    with running_server(
-        uri,
-        artifacts,
-        host="127.0.0.1",
-        port=free_port(),
-        workers=1,
-        log_path=folder / "mlflow-server.log",
-    ) as (_process, server):
-        yield server, experiment_id
+    server = LoopbackServer(uri, folder).start()
+    try:
+        yield server.uri, experiment_id, server.wait
+    finally:
+        server.stop()

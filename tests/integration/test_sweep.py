@@ -1,0 +1,327 @@
+"""Sweeps on real Ray Tune, real Optuna and a real MLflow store (no mocks).
+
+In-process sweeps share one loopback Ray instance for the module (num_cpus=2); the tests
+that kill processes run `rnnlab sweep` as a subprocess, which embeds its own Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnlab.sweep.plan import build_plan
+from rnnlab.sweep.runner import preflight, run_sweep
+
+# A sweep sized to seconds per trial.
+TINY = [
+    "task=adding",
+    "task.seq_len=10",
+    "task.train_size=128",
+    "task.val_size=64",
+    "task.test_size=64",
+    "model.hidden_size=8",
+    "train.batch_size=32",
+    "train.max_epochs=2",
+    "sweep.final_seeds=0",
+    "sweep.progress=false",
+]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    from rnnlab.sweep.ray_runtime import use_loopback
+
+    use_loopback()
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()
+
+
+def _sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str):
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan([*TINY, *overrides])
+    preflight(plan)
+    return plan, run_sweep(plan)
+
+
+def _children(client, experiment_id: str, sweep: str, role: str = "search"):
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`rnnlab.sweep` = '{sweep}' and tags.`rnnlab.role` = '{role}'",
+    )
+
+
+def _client(folder: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+
+
+def test_four_trial_sweep_leaves_one_parent_and_four_children_with_sampled_params(
+    tmp_path, monkeypatch, ray_local
+):
+    plan, summary = _sweep(
+        tmp_path, monkeypatch, "sweep.trials=4", "sweep.name=four", "sweep.final_seeds=2"
+    )
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    all_runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in all_runs if r.data.tags.get("rnnlab.role") == "sweep"]
+    assert len(parents) == 1
+    children = _children(client, exp.experiment_id, "four")
+    assert len(children) == 4
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.info.status != "RUNNING"
+        assert child.data.tags["rnnlab.outcome"] in ("completed", "pruned")
+        params = child.data.params
+        for key in (
+            "sampled.model.init.recurrent",
+            "sampled.model.dropout",
+            "sampled.train.clip.mode",
+        ):
+            assert key in params
+        # the sampled value is the value the run trained with
+        assert params["model.init.recurrent"] == params["sampled.model.init.recurrent"]
+        assert float(params["model.dropout"]) == pytest.approx(
+            float(params["sampled.model.dropout"])
+        )
+        assert "model.hidden_size" in params  # the full resolved config too
+        assert client.get_metric_history(child.info.run_id, "val/mse")
+    assert sum(summary.counts.values()) == 4
+    # final evaluation: the winner re-trained on 2 seeds, mean ± std on the parent
+    parent = client.get_run(parents[0].info.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["final/seeds"] == 2
+    assert "final/test_mse_mean" in parent.data.metrics
+    assert "final/test_mse_std" in parent.data.metrics
+    assert len(_children(client, exp.experiment_id, "four", role="final")) == 2
+    # the Optuna study survives the sweep, in agreement with Tune
+    import optuna
+
+    study = optuna.load_study(study_name="four", storage=f"sqlite:///{plan.folder / 'optuna.db'}")
+    assert len(study.trials) == 4
+    state = json.loads((plan.folder / "sweep.json").read_text())
+    assert state["status"] == "finished"
+
+
+def test_diverging_trial_is_recorded_diverged_and_sweep_continues(tmp_path, monkeypatch, ray_local):
+    plan, summary = _sweep(
+        tmp_path,
+        monkeypatch,
+        "model=irnn",
+        "search=lr_clip",
+        "search.params.train.lr.high=100.0",
+        "train.optimizer=sgd",
+        "sweep.trials=3",
+        "sweep.scheduler=none",
+        "sweep.name=div",
+        "sweep.initial_points=[{train.lr: 90.0, train.clip.threshold: 100.0}]",
+    )
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    children = _children(client, exp.experiment_id, "div")
+    outcomes = sorted(c.data.tags["rnnlab.outcome"] for c in children)
+    assert len(children) == 3
+    assert outcomes.count("diverged") >= 1, outcomes
+    assert outcomes.count("completed") >= 1, outcomes
+    diverged = next(c for c in children if c.data.tags["rnnlab.outcome"] == "diverged")
+    assert diverged.info.status == "FAILED"
+    assert "rnnlab.divergence.step" in diverged.data.tags
+    assert summary.status == "finished"
+
+
+def test_group_search_over_models_runs_both(tmp_path, monkeypatch, ray_local):
+    _plan, summary = _sweep(
+        tmp_path,
+        monkeypatch,
+        "search=init_only",
+        "search.params.model.init.recurrent.choices=[orthogonal]",
+        "+search.groups.model=[rnn,lstm]",
+        "sweep.sampler=grid",
+        "sweep.trials=2",
+        "sweep.name=groups",
+    )
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    children = _children(client, exp.experiment_id, "groups")
+    cells = sorted(c.data.params["model.cell"] for c in children)
+    assert cells == ["lstm", "rnn"]
+
+
+@pytest.mark.slow
+def test_eight_concurrent_trials_lose_no_metric(tmp_path, monkeypatch, ray_local):
+    plan, summary = _sweep(
+        tmp_path,
+        monkeypatch,
+        "hardware.cpus_per_trial=0.25",
+        "sweep.max_concurrent=8",
+        "sweep.trials=8",
+        "sweep.scheduler=none",
+        "sweep.sampler=random",
+        "train.max_epochs=3",
+        "train.early_stopping.enabled=false",
+        "sweep.name=eight",
+    )
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    children = _children(client, exp.experiment_id, "eight")
+    assert len(children) == 8
+    for child in children:
+        if child.data.tags["rnnlab.outcome"] == "diverged":
+            continue
+        for key in ("train/loss", "val/loss", "val/mse", "lr"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
+            assert sorted(steps) == [0, 1, 2], (key, steps)
+    log = (plan.folder / "mlflow-server.log").read_text()
+    assert "database is locked" not in log
+
+
+# --- processes killed: run the real command ------------------------------------------------
+
+
+def _rnnlab() -> list[str]:
+    from tests.conftest import cli_environment, rnnlab_command
+
+    return rnnlab_command(), cli_environment()
+
+
+def _trial_results(folder: Path) -> list[dict]:
+    out = []
+    for path in folder.glob("rnnlab-sweeps/*/tune/*/result.json"):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(
+                f"sweep exited early with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+            )
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+SLOW_TRIALS = [
+    "task=adding",
+    "task.seq_len=20",
+    "task.train_size=1024",
+    "task.val_size=128",
+    "task.test_size=64",
+    "model.hidden_size=32",
+    "train.batch_size=16",
+    "train.max_epochs=4",
+    "train.early_stopping.enabled=false",
+    "sweep.scheduler=none",
+    "sweep.final_seeds=0",
+    "sweep.max_concurrent=2",
+]
+
+
+@pytest.mark.slow
+def test_trial_killed_with_sigkill_is_retried_from_checkpoint_and_sweep_completes(tmp_path):
+    cmd, env = _rnnlab()
+    proc = subprocess.Popen(
+        [*cmd, "sweep", *SLOW_TRIALS, "sweep.trials=3", "sweep.name=kill", "sweep.max_failures=2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = _wait_for(
+            lambda: next(
+                (
+                    r
+                    for r in _trial_results(tmp_path)
+                    if r.get("epoch", -1) >= 1 and not r.get("rnnlab_done")
+                ),
+                None,
+            ),
+            240,
+        )
+        os.kill(int(first["rnnlab_pid"]), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "retry" in out
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    children = _children(client, exp.experiment_id, "kill")
+    assert len(children) == 3
+    assert all(c.info.status != "RUNNING" for c in children)
+    killed = next(c for c in children if c.info.run_id == first["rnnlab_run_id"])
+    assert killed.data.tags["rnnlab.outcome"] == "completed"
+    # continued from its checkpoint: each epoch logged once, not restarted at epoch 0
+    steps = [m.step for m in client.get_metric_history(killed.info.run_id, "val/loss")]
+    assert sorted(steps) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_driver_killed_and_resumed_ends_with_exact_trials_and_nothing_running(tmp_path):
+    cmd, env = _rnnlab()
+    args = [*cmd, "sweep", *SLOW_TRIALS, "sweep.trials=4", "sweep.name=resume"]
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        _wait_for(lambda: any(r.get("rnnlab_done") for r in _trial_results(tmp_path)), 240, proc)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(3)  # Ray's reaper tears down the orphaned workers
+    state = json.loads((tmp_path / "rnnlab-sweeps/resume/sweep.json").read_text())
+    assert state["status"] == "running"  # the killed driver could not record anything
+
+    listed = subprocess.run(
+        [*cmd, "sweeps"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "interrupted" in listed.stdout
+
+    resumed = subprocess.run(
+        [*cmd, "sweep", "sweep.name=resume", "sweep.resume=true"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    children = _children(client, exp.experiment_id, "resume")
+    assert len(children) == 4, [c.data.tags.get("rnnlab.trial_id") for c in children]
+    assert all(c.info.status != "RUNNING" for c in client.search_runs([exp.experiment_id]))
+    import optuna
+
+    study = optuna.load_study(
+        study_name="resume", storage=f"sqlite:///{tmp_path / 'rnnlab-sweeps/resume/optuna.db'}"
+    )
+    assert len(study.trials) == 4
+    trial_ids = {c.data.tags["rnnlab.trial_id"] for c in children}
+    assert {t.user_attrs["run_id"] for t in study.trials} == {c.info.run_id for c in children}
+    assert len(trial_ids) == 4
