@@ -51,12 +51,15 @@ def _groups_help(command: str) -> str:
     return "\n".join(lines)
 
 
-def load_run_config(config_name: str, overrides: list[str]):
+def load_run_config(config_name: str, overrides: list[str], probe: bool = False):
     """Compose, resolve paths, validate: the RunConfig or a one-line ConfigError."""
     from rnnlab.composition import absolute_paths, compose
     from rnnlab.config import validate_run_config
+    from rnnlab.tracking.probe import probe_composed
 
     raw = absolute_paths(compose(config_name, overrides))
+    if probe:
+        probe_composed(raw)  # seconds, before validation imports the task modules
     raw.pop("sweep", None)
     raw.pop("search", None)
     return validate_run_config(raw)
@@ -77,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.help:
         print(_groups_help("train"))
         return 0
-    cfg = load_run_config("train", args.overrides)
+    cfg = load_run_config("train", args.overrides, probe=not args.cfg)
     if args.cfg:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
@@ -123,7 +126,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from rnnlab.sweep.plan import build_plan
     from rnnlab.sweep.runner import preflight, print_summary, run_sweep, search_raw_of
 
-    plan = build_plan(args.overrides)
+    plan = build_plan(args.overrides, probe=not args.cfg)
     if args.cfg:
         shown = {
             **plan.base_cfg.to_dict(),
@@ -132,19 +135,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         }
         print(yaml.safe_dump(shown, sort_keys=False), end="")
         return 0
-    if plan.settings.resume:
-        # Where the sweep runs may change on resume; what it searches may not.
-        where = ("sweep.name=", "sweep.resume=", "hardware=", "hardware.", "tracking=", "tracking.")
-        extra = [o for o in args.overrides if not o.startswith(where)]
-        if extra:
-            raise ConfigError(
-                f"a resumed sweep keeps the config it started with; drop {' '.join(extra)} "
-                f"and run `rnnlab sweep sweep.name={plan.name} sweep.resume=true`"
-            )
     preflight(plan)
+    if plan.settings.resume:
+        _check_resume_overrides(plan, args.overrides)
     summary = run_sweep(plan)
     print_summary(summary)
     return 0 if summary.status == "finished" else 130
+
+
+def _check_resume_overrides(plan, overrides: list[str]) -> None:
+    """A resumed sweep keeps what it searches; only where it runs may change."""
+    from rnnlab.sweep.state import SweepRecord
+
+    original = set(SweepRecord.load(plan.folder).overrides)
+    where = ("sweep.name=", "sweep.resume=", "hardware=", "hardware.", "tracking=", "tracking.")
+    extra = [o for o in overrides if not o.startswith(where) and o not in original]
+    if extra:
+        raise ConfigError(
+            f"a resumed sweep keeps the config it started with; drop {' '.join(extra)} "
+            f"and run `rnnlab sweep sweep.name={plan.name} sweep.resume=true`"
+        )
 
 
 def cmd_sweeps(args: argparse.Namespace) -> int:

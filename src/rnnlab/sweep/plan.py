@@ -26,6 +26,7 @@ from rnnlab.sweep.space import (
     parse_search_space,
     set_dotted,
 )
+from rnnlab.tracking.probe import probe_composed
 
 
 @dataclass
@@ -77,9 +78,8 @@ def default_sweep_name(base: RunConfig, space: SearchSpace) -> str:
     return f"{base.task.name}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def build_plan(overrides: list[str], cwd: Path | None = None) -> SweepPlan:
+def build_plan(overrides: list[str], cwd: Path | None = None, probe: bool = True) -> SweepPlan:
     from rnnlab.composition import absolute_paths, compose
-    from rnnlab.training.fit import build_datamodule
 
     cwd = cwd or Path.cwd()
     raw = absolute_paths(compose("sweep", overrides), cwd)
@@ -89,7 +89,15 @@ def build_plan(overrides: list[str], cwd: Path | None = None) -> SweepPlan:
         settings = SweepSettings.model_validate(sweep_raw)
     except ValidationError as err:
         raise one_line_error(err, sweep_raw, prefix="sweep.") from None
+    if settings.resume and not settings.name:
+        raise ConfigError(
+            "sweep.resume=true needs sweep.name=NAME; `rnnlab sweeps` lists the sweeps here"
+        )
     space = parse_search_space(search_raw)
+    _check_groups(space)
+    if probe:
+        # An unreachable server is refused in seconds, before the slower validation imports.
+        probe_composed(raw)
 
     bases: dict[str, dict[str, Any]] = {}
     base_cfg: RunConfig | None = None
@@ -105,6 +113,10 @@ def build_plan(overrides: list[str], cwd: Path | None = None) -> SweepPlan:
         base_cfg = base_cfg or cfg
         resolved = cfg.to_dict()
         for param in space.params:
+            if not param.active(
+                {GROUP_PREFIX + g: opt for g, opt in combo.items()}, groups_only=True
+            ):
+                continue  # e.g. model.init.forget_bias when group.model=lstm: not in the rnn combo
             if not has_dotted(resolved, param.name):
                 raise ConfigError(
                     f"search.params.{param.name}: no such config key"
@@ -128,6 +140,9 @@ def build_plan(overrides: list[str], cwd: Path | None = None) -> SweepPlan:
                 raise ConfigError(
                     f"sweep.initial_points: {key}={value!r} is outside the search space ({param.describe()})"
                 )
+
+    # Imported late: it loads Lightning (seconds), which a bad sweep.* or search value need not wait for.
+    from rnnlab.training.fit import build_datamodule
 
     spec = build_datamodule(base_cfg).spec
     metric = settings.metric or spec.monitor
@@ -159,6 +174,23 @@ def build_plan(overrides: list[str], cwd: Path | None = None) -> SweepPlan:
         base_cfg=base_cfg,
         overrides=list(overrides),
     )
+
+
+def _check_groups(space: SearchSpace) -> None:
+    from rnnlab.composition import GROUPS, group_options
+
+    searchable = [g for g in GROUPS if g != "search"]
+    for group, options in space.groups.items():
+        if group not in searchable:
+            raise ConfigError(
+                f"search.groups.{group}: not a config group; groups: {', '.join(searchable)}"
+            )
+        valid = group_options(group)
+        for option in options:
+            if option not in valid:
+                raise ConfigError(
+                    f"search.groups.{group}: unknown option {option!r}; valid: {', '.join(valid)}"
+                )
 
 
 def check_sampler(settings: SweepSettings, space: SearchSpace) -> None:

@@ -465,7 +465,7 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
                 )
             )
             hw = cfg.hardware
-            address = cluster_address(hw.address) if hw.name == "ray_cluster" else None
+            address = (cluster_address(hw.address) or "auto") if hw.name == "ray_cluster" else None
             # Ray starts while the tracking server boots: both take seconds.
             stack.enter_context(ray_session(address, num_cpus=None if address else os.cpu_count()))
             wait_for_tracking()

@@ -49,8 +49,13 @@ class Param:
             return tuple(range(int(self.low), int(self.high) + 1, int(self.step)))
         return None
 
-    def active(self, sampled: Mapping[str, Any]) -> bool:
-        return all(sampled.get(k) == v for k, v in self.when)
+    def active(self, sampled: Mapping[str, Any], groups_only: bool = False) -> bool:
+        """Whether the conditions hold; `groups_only` checks just those on group choices."""
+        return all(
+            sampled.get(k) == v
+            for k, v in self.when
+            if not groups_only or k.startswith(GROUP_PREFIX)
+        )
 
     def distribution(self):
         import optuna
@@ -142,7 +147,7 @@ def _leaves(node: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Mappin
     out: list[tuple[str, Mapping[str, Any]]] = []
     for key, value in node.items():
         name = f"{prefix}{key}"
-        if not isinstance(value, Mapping):
+        if not isinstance(value, Mapping) or not value:
             raise ConfigError(
                 f"search.params.{name}={value!r}: expected a mapping with choices, low/high or values"
             )
@@ -174,6 +179,12 @@ def _parse_param(name: str, spec: Mapping[str, Any]) -> Param:
             f"search.params.{name}.when={when_raw!r}: must map keys to values, e.g. {{train.clip.mode: norm}}"
         )
     when = tuple((str(k), v) for k, v in when_raw.items())
+    kinds = [k for k in ("choices", "values") if k in spec]
+    kinds += ["low/high"] if {"low", "high"} & set(spec) else []
+    if len(kinds) > 1:
+        raise ConfigError(
+            f"search.params.{name}: give one of choices, values or low/high, not {' and '.join(kinds)}"
+        )
     if "choices" in spec or "values" in spec:
         key = "choices" if "choices" in spec else "values"
         choices = spec[key]
@@ -198,6 +209,12 @@ def _parse_param(name: str, spec: Mapping[str, Any]) -> Param:
             raise ConfigError(f"search.params.{name}.step={step:g}: must be > 0")
         if log:
             raise ConfigError(f"search.params.{name}: step and log cannot be combined")
+    if is_int:
+        for key, value in (("low", low), ("high", high), ("step", step)):
+            if value is not None and not float(value).is_integer():
+                raise ConfigError(
+                    f"search.params.{name}.{key}={value:g}: an int parameter needs whole numbers"
+                )
     return Param(
         name=name,
         kind="int" if is_int else "float",
@@ -227,26 +244,52 @@ def parse_search_space(raw: Mapping[str, Any] | None) -> SearchSpace:
             raise ConfigError(
                 f"search.groups.{group}={options!r}: must be a non-empty list of options"
             )
+        if len(set(map(str, options))) != len(options):
+            raise ConfigError(f"search.groups.{group}={list(options)}: has duplicates")
         groups[str(group)] = tuple(str(o) for o in options)
-    names = {p.name for p in params} | {GROUP_PREFIX + g for g in groups}
+    choices_of = {p.name: p for p in params}
+    choices_of.update(
+        {
+            GROUP_PREFIX + g: Param(GROUP_PREFIX + g, "categorical", opts)
+            for g, opts in groups.items()
+        }
+    )
     for p in params:
         for cond_key, cond_value in p.when:
-            target = next((q for q in params if q.name == cond_key), None)
-            if target is None and cond_key not in names:
+            target = choices_of.get(cond_key)
+            if target is None or cond_key == p.name:
                 raise ConfigError(
                     f"search.params.{p.name}.when: refers to {cond_key}, which is not searched"
                 )
-            if (
-                target is not None
-                and target.kind == "categorical"
-                and cond_value not in target.choices
-            ):
+            if target.kind != "categorical":
+                raise ConfigError(
+                    f"search.params.{p.name}.when: {cond_key} is continuous; a condition needs "
+                    "a parameter with choices (or a search group)"
+                )
+            if cond_value not in target.choices:
                 raise ConfigError(
                     f"search.params.{p.name}.when: {cond_key}={cond_value!r} is not one of {list(target.choices)}"
                 )
+    params = _conditions_first(params)
     if not params and not groups:
         raise ConfigError("search: the space has no parameters; add search.params or search.groups")
     return SearchSpace(name=str(raw.get("name", "custom")), params=params, groups=groups)
+
+
+def _conditions_first(params: tuple[Param, ...]) -> tuple[Param, ...]:
+    """Order params so each comes after those its `when` names: define-by-run suggests in
+    order, and a condition on a not-yet-sampled key would silently never hold."""
+    pending = list(params)
+    done: list[Param] = []
+    while pending:
+        names = {p.name for p in pending}
+        ready = [p for p in pending if not any(k in names for k, _ in p.when)]
+        if not ready:
+            cycle = ", ".join(p.name for p in pending)
+            raise ConfigError(f"search.params: conditions (when) form a cycle among {cycle}")
+        done.extend(ready)
+        pending = [p for p in pending if p not in ready]
+    return tuple(done)
 
 
 def group_combinations(space: SearchSpace) -> list[dict[str, str]]:

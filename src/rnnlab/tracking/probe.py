@@ -53,3 +53,15 @@ def probe_tracking_uri(uri: str, timeout: float = 2.0) -> None:
         raise ConfigError(
             f"tracking.uri={uri}: unsupported scheme '{scheme}'; use sqlite:///FILE or http://HOST:PORT"
         )
+
+
+def probe_composed(raw: dict) -> None:
+    """Probe the tracking server named in a composed (not yet validated) config, if any."""
+    tracking = raw.get("tracking") or {}
+    uri = tracking.get("uri")
+    if isinstance(uri, str) and uri.startswith(("http://", "https://")):
+        try:
+            timeout = float(tracking.get("probe_timeout", 2.0))
+        except (TypeError, ValueError):
+            timeout = 2.0
+        probe_tracking_uri(uri, timeout)
