@@ -34,7 +34,8 @@ def _check_group_choices(overrides: list[str], groups: tuple[str, ...]) -> None:
         options = group_options(key)
         if value not in options and value.lower() != "null":
             noun = "experiment" if key == "experiment" else key
-            raise ConfigError(f"{key}={value!r}: unknown {noun}; valid: {', '.join(options)}")
+            valid = ", ".join(options) or f"none (no {noun} files found)"
+            raise ConfigError(f"{key}={value!r}: unknown {noun}; valid: {valid}")
 
 
 def _register_experiments() -> None:

@@ -62,6 +62,9 @@ class ModelConfig(_Strict):
     pack_sequences: bool = False
     init: InitConfig = InitConfig()
     target_: str | None = Field(default=None, alias="_target_")
+    # A user model's own keys (`+model.options.width=32`), checked by its `Options` schema if
+    # it has one (rnnlab.models.custom); the built-in models take none.
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class TaskConfigBase(_Strict):
@@ -107,12 +110,13 @@ class TrainConfig(_Strict):
     keep_checkpoints: Literal["best_and_last", "best", "last", "none"] = "best_and_last"
     deterministic: bool = False
 
-    @field_validator("limit_batches")
+    # mode="before": after pydantic's lax coercion `true` would already be the int 1.
+    @field_validator("limit_batches", mode="before")
     @classmethod
-    def _limit(cls, v: int | float | None) -> int | float | None:
+    def _limit(cls, v: Any) -> Any:
         if v is None:
             return v
-        if isinstance(v, bool):
+        if isinstance(v, bool) or not isinstance(v, int | float):
             raise ValueError("must be an int (batches) or a float in (0, 1] (fraction)")
         if isinstance(v, int) and v < 1:
             raise ValueError("an int counts batches and must be >= 1")
@@ -150,10 +154,13 @@ class TrackingConfig(_Strict):
 
 
 class DiagnosticsConfig(_Strict):
-    gradient_flow: bool = False
-    every_n_steps: int = Field(default=50, ge=1)
-    spectra: bool = False
-    plots: bool = False
+    # Callbacks in rnnlab.diagnostics; all off: no hook is registered and nothing is paid.
+    gradient_flow: bool = False  # ‖∂L/∂x_t‖ of each layer's input, every_n_steps
+    every_n_steps: int = Field(default=50, ge=1)  # plus the first step of every epoch
+    clipping: bool = False  # clip fraction, norm quantiles before/after, AMP loss scale
+    spectra: bool = False  # spectral radius / σ_max of W_hh per gate, at init and per epoch
+    divergence: bool = False  # per-layer gradient norms of the last steps, if a run diverges
+    plots: bool = False  # PNGs of the above and the loss curves, as MLflow artifacts
 
 
 class RunConfig(_Strict):
@@ -195,8 +202,50 @@ def _lookup(raw: dict[str, Any], loc: tuple[Any, ...]) -> Any:
     return node
 
 
-def one_line_error(err: ValidationError, raw: dict[str, Any], prefix: str = "") -> ConfigError:
-    """Turn pydantic's multi-line report into the one line a user needs."""
+_BOUND_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _field_range(schema: type[BaseModel] | None, loc: tuple[str, ...]) -> str | None:
+    """The valid range of the field at `loc`, as `in [0, 1)` or `>= 1`, from its constraints."""
+    node: Any = schema
+    info = None
+    for part in loc:
+        fields = getattr(node, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        info = fields[part]
+        node = info.annotation
+    if info is None:
+        return None
+    lo = hi = None
+    for c in info.metadata:
+        if getattr(c, "ge", None) is not None:
+            lo = f"[{c.ge:g}"
+        elif getattr(c, "gt", None) is not None:
+            lo = f"({c.gt:g}"
+        if getattr(c, "le", None) is not None:
+            hi = f"{c.le:g}]"
+        elif getattr(c, "lt", None) is not None:
+            hi = f"{c.lt:g})"
+    if lo and hi:
+        return f"in {lo}, {hi}"
+    if lo:
+        return f"{'>=' if lo[0] == '[' else '>'} {lo[1:]}"
+    if hi:
+        return f"{'<=' if hi[-1] == ']' else '<'} {hi[:-1]}"
+    return None
+
+
+def one_line_error(
+    err: ValidationError,
+    raw: dict[str, Any],
+    prefix: str = "",
+    schema: type[BaseModel] | None = None,
+) -> ConfigError:
+    """Turn pydantic's multi-line report into the one line a user needs.
+
+    `schema` (the model that raised) lets a bound error state the whole valid range.
+    """
     first = err.errors()[0]
     # pydantic adds union members and validators as loc parts ('int', 'function-after[...]').
     loc = tuple(
@@ -225,6 +274,9 @@ def one_line_error(err: ValidationError, raw: dict[str, Any], prefix: str = "") 
         msg = "must be an integer"
     elif kind in ("bool_parsing", "bool_type"):
         msg = "must be true or false"
+    elif kind in _BOUND_ERRORS:
+        valid = _field_range(schema, loc)
+        msg = f"must be {valid}" if valid else msg.replace("Input should be", "must be")
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if key:
@@ -245,10 +297,15 @@ def validate_run_config(raw: dict[str, Any]) -> RunConfig:
     try:
         task = task_cls.model_validate(task_raw)
     except ValidationError as err:
-        raise one_line_error(err, task_raw, prefix="task.") from None
+        raise one_line_error(err, task_raw, prefix="task.", schema=task_cls) from None
     rest = {k: v for k, v in raw.items() if k != "task"}
     rest["task"] = task  # an instance of the task's own schema is kept as it is
     try:
-        return RunConfig.model_validate(rest)
+        cfg = RunConfig.model_validate(rest)
     except ValidationError as err:
-        raise one_line_error(err, rest) from None
+        raise one_line_error(err, rest, schema=RunConfig) from None
+    if cfg.model.target_ or cfg.model.options:
+        from rnnlab.models.custom import check_model_config  # late: imports torch
+
+        cfg.model = check_model_config(cfg.model)
+    return cfg
