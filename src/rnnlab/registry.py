@@ -42,11 +42,21 @@ def known_tasks() -> list[str]:
 def task_class(task_raw: dict[str, Any]) -> type[SequenceDataModule]:
     """The DataModule class for a raw task config; KeyError carries a one-line message."""
     target = task_raw.get("_target_")
+    if target == "???":  # conf/task/custom.yaml leaves it for the user
+        raise KeyError("task=custom needs task._target_=my_pkg.MyDataModule (docs/extending.md)")
     if target:
+        from rnnlab.data.base import SequenceDataModule
+
         try:
-            return import_object(str(target))
+            cls = import_object(str(target))
         except (ImportError, ModuleNotFoundError) as exc:
             raise KeyError(f"task._target_={target!r}: cannot import it ({exc})") from None
+        if not (isinstance(cls, type) and issubclass(cls, SequenceDataModule)):
+            raise KeyError(
+                f"task._target_={target!r}: not a subclass of rnnlab.data.SequenceDataModule "
+                "(docs/extending.md)"
+            )
+        return cls
     name = task_raw.get("name")
     valid = known_tasks()
     if name not in _TASKS:

@@ -7,6 +7,7 @@ The model, the loss and the metrics are chosen from the TaskSpec alone, so a new
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import pytorch_lightning as pl
@@ -31,6 +32,11 @@ class TaskSpec:
     monitor_mode: Literal["min", "max"] = "min"
     baselines: dict[str, float] = field(default_factory=dict)  # e.g. {"mse": 0.167}
     padding_idx: int | None = None  # token id used for padding inputs, if any
+    # Consecutive batches continue each other's sequences (language modelling): the module
+    # carries the hidden state across them, detached (truncated BPTT).
+    stateful: bool = False
+    # MASE's denominator: the in-sample MAE of the seasonal-naive forecast on the training split.
+    mase_scale: float | None = None
 
 
 class SequenceBatch(NamedTuple):
@@ -71,3 +77,7 @@ class SequenceDataModule(pl.LightningDataModule):
     def describe(self) -> dict[str, Any]:
         """Extra facts worth logging as params (dataset sizes, vocabulary size)."""
         return {}
+
+    def artifacts(self, folder: Path) -> list[Path]:
+        """Write files worth keeping with the run (e.g. vocabularies) into `folder`."""
+        return []

@@ -196,6 +196,13 @@ class RecurrentNet(nn.Module):
         ]
 
 
-def build_model(model_cfg: ModelConfig, spec: TaskSpec) -> RecurrentNet:
-    """The network for a model config and a task's spec, initialized per `model_cfg.init`."""
+def build_model(model_cfg: ModelConfig, spec: TaskSpec) -> nn.Module:
+    """The network for a model config and a task's spec, initialized per `model_cfg.init`.
+
+    `model._target_` names a user's own class instead (interface: rnnlab.models.custom).
+    """
+    if model_cfg.target_:
+        from rnnlab.models.custom import build_custom_model
+
+        return build_custom_model(model_cfg, spec)
     return RecurrentNet(model_cfg, spec)

@@ -69,6 +69,10 @@ class TuneReporter(pl.Callback):
             self.best = value
         metrics["rnnlab_run_id"] = self.run_id
         metrics["rnnlab_pid"] = os.getpid()
+        # Metrics reach MLflow before the checkpoint that a retry would resume from.
+        for lg in trainer.loggers:
+            if hasattr(lg, "flush"):
+                lg.flush()
         with tempfile.TemporaryDirectory(prefix="rnnlab-tune-") as tmp:
             trainer.save_checkpoint(os.path.join(tmp, CKPT_FILE))
             with open(os.path.join(tmp, META_FILE), "w") as fh:

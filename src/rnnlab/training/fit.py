@@ -23,6 +23,8 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from rnnlab.config import RunConfig
 from rnnlab.data.base import TaskSpec
+from rnnlab.diagnostics import build_diagnostics  # issue 5: gradient flow, clipping, spectra
+from rnnlab.diagnostics.divergence import divergence_detail  # issue 5
 from rnnlab.models import build_model
 from rnnlab.registry import task_class
 from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
@@ -38,6 +40,7 @@ class FitResult:
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     divergence: dict[str, Any] | None = None
+    epochs: int = 0  # epochs validated; the step at which test metrics are logged
     spec: TaskSpec | None = None
     data_facts: dict[str, Any] = field(default_factory=dict)
     # Holds the temporary checkpoint folder open until the caller has logged what it needs.
@@ -54,6 +57,10 @@ def quiet_lightning() -> None:
     )
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*is an invalid metric name.*")
+    # A NaN loss is reported as the outcome `diverged`; torchmetrics' warning adds nothing.
+    warnings.filterwarnings("ignore", message=".*Encountered `nan` values in tensor.*")
+    # Our epoch metrics are torchmetrics states, which sync across ranks on compute().
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
 
 
 def configure_torch(cfg: RunConfig) -> None:
@@ -105,6 +112,8 @@ def build_callbacks(cfg: RunConfig, spec: TaskSpec, checkpoint_dir: Path) -> lis
                 check_finite=True,
             )
         )
+    # issue 5: diagnostics callbacks, only those cfg.diagnostics switches on (none by default).
+    callbacks.extend(build_diagnostics(cfg))
     return callbacks
 
 
@@ -118,6 +127,9 @@ def build_trainer(
     hw = cfg.hardware
     lb = cfg.train.limit_batches
     strategy: Any = hw.strategy
+    if strategy == "auto" and _data_parallel(hw.accelerator, hw.devices):
+        # Lightning's "auto" picks plain `ddp` for several devices (see below).
+        strategy = "ddp_spawn"
     if strategy == "ddp_spawn":
         # Lightning's plain `ddp` re-executes sys.argv per rank, which breaks under our CLI,
         # pytest and Ray workers; spawn keeps every rank inside this process tree.
@@ -149,6 +161,12 @@ def build_trainer(
         default_root_dir=str(root_dir),
         log_every_n_steps=1,
     )
+
+
+def _data_parallel(accelerator: str, devices: int | str) -> bool:
+    if isinstance(devices, int):
+        return devices > 1
+    return accelerator == "gpu" and torch.cuda.device_count() > 1
 
 
 def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
@@ -202,6 +220,8 @@ def fit(
             "last_finite_loss": exc.last_finite_loss,
             "last_grad_norm": module.last_grad_norm,
         }
+        # issue 5: which layer's gradient blew up first (diagnostics.divergence), if measured.
+        result.divergence.update(divergence_detail(trainer))
     except Exception as exc:  # ddp_spawn re-raises a child's error under another type
         if "DivergedError" not in repr(exc):
             raise
@@ -215,6 +235,9 @@ def fit(
 
     result.history = list(module.history)
     result.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if _is_number(v)}
+    # The last `epoch` metric, not len(history): it counts epochs before a resume, and it comes
+    # back from ddp_spawn ranks, whose history stays with them.
+    result.epochs = int(result.metrics.get("epoch", len(result.history) - 1)) + 1
     result.best_checkpoint, result.last_checkpoint = _checkpoint_paths(trainer)
     if result.outcome == "completed":
         timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)

@@ -44,6 +44,9 @@ class SequenceModule(pl.LightningModule):
         self.test_metrics = EpochMetrics(spec)
         self._grad_norms: list[Tensor] = []
         self._clipped: list[Tensor] = []
+        # issue 5 (diagnostics.clipping): the norm after clipping, recorded only when asked.
+        self.record_clipped_norms = False
+        self._grad_norms_after: list[Tensor] = []
         self.last_finite_loss: float | None = None
         self.last_grad_norm: float | None = None
         self.history: list[dict[str, float]] = []
@@ -64,6 +67,8 @@ class SequenceModule(pl.LightningModule):
         loss = self._shared_step(batch, self.train_metrics)
         value = float(loss.detach())
         if not math.isfinite(value):
+            if self._grad_norms:  # the epoch summary that would set it has not run yet
+                self.last_grad_norm = float(self._grad_norms[-1])
             raise DivergedError(self.global_step, value, self.last_finite_loss)
         self.last_finite_loss = value
         return loss
@@ -104,12 +109,23 @@ class SequenceModule(pl.LightningModule):
             clipped = torch.zeros((), dtype=torch.bool, device=norm.device)
         self._grad_norms.append(norm.detach())
         self._clipped.append(clipped.detach())
+        if self.record_clipped_norms:  # issue 5: the norm the optimizer steps with
+            self._grad_norms_after.append(self._norm_after_clipping(norm, grads).detach())
+
+    def _norm_after_clipping(self, norm: Tensor, grads: list[Tensor]) -> Tensor:
+        clip = self.cfg.train.clip
+        if clip.mode == "norm":  # clip_grads_with_norm_ scales by min(1, max_norm / (norm + 1e-6))
+            return norm * torch.clamp(clip.threshold / (norm + 1e-6), max=1.0)
+        if clip.mode == "value":  # the gradients were clipped in place
+            return torch.nn.utils.get_total_norm(grads, norm_type=2.0)
+        return norm
 
     # --- epoch bookkeeping -------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         self.train_metrics.reset()
         self._grad_norms.clear()
         self._clipped.clear()
+        self._grad_norms_after.clear()
 
     def on_validation_epoch_start(self) -> None:
         self.val_metrics.reset()
@@ -144,10 +160,10 @@ class SequenceModule(pl.LightningModule):
         self.test_metrics.reset()
 
     def on_test_epoch_end(self) -> None:
+        # Only into callback_metrics: the tracking layer logs test metrics once, at the step
+        # after the last epoch (a ddp_spawn test runs in fresh ranks whose epoch is 0).
         metrics = self.test_metrics.compute("test")
         self.log_dict(metrics, logger=False, sync_dist=False)
-        for lg in self.loggers:
-            lg.log_metrics(metrics, step=self.current_epoch)
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.cfg.train, self.parameters())

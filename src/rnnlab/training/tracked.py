@@ -7,6 +7,7 @@ run is ever left RUNNING.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,7 @@ def train_tracked(
     progress: bool = False,
     close_run: bool = True,
 ) -> TrackedResult:
-    from pytorch_lightning.loggers import MLFlowLogger
+    from rnnlab.tracking.lightning_logger import BufferedMLFlowLogger
 
     if handle is None:
         handle = open_run(
@@ -88,7 +89,7 @@ def train_tracked(
             tags=tags,
             extra_params=extra_params,
         )
-    logger = MLFlowLogger(
+    logger = BufferedMLFlowLogger(
         experiment_name=cfg.tracking.experiment, tracking_uri=cfg.tracking.uri, run_id=handle.run_id
     )
     try:
@@ -135,10 +136,15 @@ def record_result(handle: runs.RunHandle, cfg: RunConfig, result: FitResult) -> 
         runs.log_metrics(handle, {f"baseline/{k}": v for k, v in result.spec.baselines.items()})
     test = {k: v for k, v in result.metrics.items() if k.startswith("test/")}
     if test:
-        runs.log_metrics(handle, test, step=len(result.history))
+        runs.log_metrics(handle, test, step=result.epochs)
     if result.divergence is not None:
         div = result.divergence
-        runs.set_tags(handle, {f"rnnlab.divergence.{k}": v for k, v in div.items()})
+        # issue 5: scalars (incl. diagnostics' blowup_layer, grad_norm.<layer>) as tags; the
+        # per-layer gradient norms of the last steps as diagnostics/divergence.json.
+        scalars = {k: v for k, v in div.items() if not isinstance(v, dict | list)}
+        runs.set_tags(handle, {f"rnnlab.divergence.{k}": v for k, v in scalars.items()})
+        if len(scalars) < len(div):
+            runs.log_text(handle, json.dumps(div, indent=2, default=str), "diagnostics/divergence.json")
     if cfg.tracking.log_checkpoints:
         for path in (result.best_checkpoint, result.last_checkpoint):
             if path:
