@@ -334,8 +334,11 @@ def read_trials(folder: Path, runs: dict[str, tuple[float, float | None]]) -> li
         first, last = rows[0], rows[-1]
         epochs = epoch_rows(rows)
         iters = [float(r["time_this_iter_s"]) for r in epochs]
-        per_epoch = statistics.fmean(iters[1:]) if len(iters) > 1 else iters[0]
-        epoch_time = sum(iters[1:]) + per_epoch if len(iters) > 1 else iters[0]
+        if len(iters) > 1:  # the first epoch's own share: the mean of the others
+            per_epoch = statistics.fmean(iters[1:])
+            epoch_time, lead_in = sum(iters[1:]) + per_epoch, iters[0] - per_epoch
+        else:  # one epoch (or none: diverged in the first): no way to split off the lead-in
+            epoch_time, lead_in = (iters[0] if iters else 0.0), 0.0
         start = receipt[int(first["training_iteration"])] - float(first["time_this_iter_s"])
         run_start, run_end = runs.get(str(first["trial_id"]), (None, None))
         trials.append(
@@ -347,7 +350,7 @@ def read_trials(folder: Path, runs: dict[str, tuple[float, float | None]]) -> li
                 time=float(last["time_total_s"]),
                 epochs=len(epochs),
                 epoch_time=epoch_time,
-                lead_in=iters[0] - per_epoch if len(iters) > 1 else 0.0,
+                lead_in=lead_in,
                 lead_out=float(last["time_this_iter_s"]) if last.get("rnnlab_done") else 0.0,
                 run_start=run_start,
                 run_end=run_end,

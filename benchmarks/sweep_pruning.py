@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import math
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,19 +40,20 @@ from typing import Any
 # The sibling script holds the helpers both benchmarks share (temp dir, timers, Tune results).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep_bookkeeping import (
+    assign_lanes,
     driver_timers,
     epoch_rows,
     in_temp_dir,
     load_line,
     machine_line,
     prepare_sweep,
+    read_trials,
     trial_rows,
 )
 
 TARGET_EPOCHS_RATIO = 0.35
 TARGET_BEST_DIFF = 0.01
 SCHEDULERS = ("none", "asha")
-ADDING_ONLY_KEYS = ("seq_len", "train_size", "val_size", "test_size")
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Search:
     epochs: dict[str, int] = field(default_factory=dict)  # config key -> epochs it trained
     values: dict[str, float | None] = field(default_factory=dict)  # config key -> last value
     outcomes: dict[str, str] = field(default_factory=dict)
+    # a trial's last report -> the next trial's start on the same worker, by how the first ended
+    handovers: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def total_epochs(self) -> int:
@@ -68,8 +73,7 @@ class Search:
 
 
 def overrides_for(args: argparse.Namespace, scheduler: str) -> list[str]:
-    # conf/sweep.yaml sets the adding problem's sizes; digits has no such keys (`~` drops them)
-    task = ["task=digits", "task.order=rows", *(f"~task.{k}" for k in ADDING_ONLY_KEYS)]
+    task = ["task=digits", "task.order=rows"]
     if args.quick:
         task += ["model.hidden_size=16", "train.limit_batches=4"]
     out = [
@@ -125,6 +129,15 @@ def run_search(args: argparse.Namespace, scheduler: str) -> Search:
         search.values[key] = float(value) if ok else None
         outcome = str(last.get("rnnlab_outcome") or "pruned")
         search.outcomes[key] = f"{outcome}, errored" if errored else outcome
+    ended = {
+        str(rows[0]["trial_id"]): str(rows[-1].get("rnnlab_outcome") or "pruned")
+        for rows in rows_of.values()
+    }
+    for lane in assign_lanes(read_trials(Path(summary.folder), {}), args.concurrent):
+        for before, after in itertools.pairwise(lane):
+            if after.gap_before is not None and after.pid == before.pid:
+                how = ended.get(before.trial_id, "?")
+                search.handovers.setdefault(how, []).append(after.gap_before)
     return search
 
 
@@ -204,6 +217,13 @@ def report(args: argparse.Namespace, searches: dict[str, Search], loads: tuple[s
     p(f"ratio search wall asha/none: {asha.wall / max(1e-9, none.wall):.3f}")
     for s in (none, asha):
         p(f"best with {s.scheduler}: {_short(config_key(s.summary.best_params))}")
+    p("worker hand-over (a trial's last report -> next trial's start on the same worker):")
+    for s in (none, asha):
+        for how, gaps in sorted(s.handovers.items()):
+            p(
+                f"  {s.scheduler}, after a {how} trial: median {statistics.median(gaps):.2f} s, "
+                f"max {max(gaps):.2f} s ({len(gaps)} hand-overs)"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

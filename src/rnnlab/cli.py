@@ -163,6 +163,18 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     return list_command(args)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rnnlab.evaluation import eval_command
+
+    return eval_command(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rnnlab.report import report_command
+
+    return report_command(args)
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from rnnlab.tracking.server import resolve_backend_uri, serve
 
@@ -247,6 +259,8 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "sweeps": cmd_sweeps,
     "server": cmd_server,
+    "eval": cmd_eval,
+    "report": cmd_report,
     "ui": cmd_ui,
 }
 

@@ -4,8 +4,10 @@ Why not `ray start`: with Ray 2.60 on Linux, `ray start` rewrites `127.0.0.1` (i
 `--node-ip-address` and in `--address`) to the machine's routable IP
 (`services.resolve_ip_for_localhost`), and the one switch that stops that
 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) makes `ray start --address` refuse to add a node.
-`ray.cluster_utils.Cluster` (what Ray's own fault tests use) takes the node IP as given, so
-both nodes listen on 127.0.0.1 only; nodes are told apart by node ID.
+`ray.cluster_utils.Cluster` (what Ray's own fault tests use) takes the node IP as given and
+never refuses, so its nodes run with the switch on and both listen on 127.0.0.1 only; nodes
+are told apart by node ID. The driver under test gets no switch: rnnlab must cope
+(`rnnlab.sweep.ray_runtime.prepare_to_join`).
 
 The cluster runs in a helper process (this file as a script) in its own session, not in
 pytest: Cluster writes the "current cluster" file of its Ray temp dir and keeps Ray state
@@ -15,6 +17,8 @@ in the process that starts it. The helper answers one JSON line per command on s
     actors   {"actors": [{"pid": ..., "node_id": ..., "class": ..., "state": ...}, ...]}
     remove   {"removed": NODE_ID}      the worker node's processes are SIGKILLed
     stop     {"stopped": true}         (also on stdin EOF)
+
+Set RNNLAB_KEEP_TEST_RAY=1 to keep the Ray temp dir (every node's logs) after a test.
 """
 
 from __future__ import annotations
@@ -87,8 +91,8 @@ def _session_pids(sid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == sid:  # after the name: state ppid pgrp session ...
+        fields = stat[stat.rindex(")") + 2 :].split()  # state ppid pgrp session ...
+        if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry.name))
     return pids
 
@@ -109,11 +113,6 @@ class LoopbackCluster:
         self.dashboard_port = dashboard_port
 
     # --- life cycle ------------------------------------------------------------------------
-    def start(self, timeout: float = 120.0) -> LoopbackCluster:
-        self.begin_start()
-        self.wait_started(timeout)
-        return self
-
     def begin_start(self) -> None:
         """Start the helper without waiting (e.g. while the MLflow server boots too)."""
         (self.root / "ray").mkdir(exist_ok=True)
@@ -175,7 +174,8 @@ class LoopbackCluster:
                     self.request("stop", timeout=30)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=10)
-            # Ray workers set their own process group but stay in the helper's session.
+            # Ray workers set their own process group but stay in the helper's session;
+            # anything still there (helper stuck, or killed before its cleanup) is SIGKILLed.
             deadline = time.monotonic() + 10
             while (left := _session_pids(process.pid)) and time.monotonic() < deadline:
                 for pid in left:
@@ -186,11 +186,8 @@ class LoopbackCluster:
                 process.kill()
             process.wait(timeout=10)
             self.process = None
-        if not os.environ.get("KEEP_RAY_ROOT"):
+        if not os.environ.get("RNNLAB_KEEP_TEST_RAY"):
             shutil.rmtree(self.root, ignore_errors=True)
-
-    def leftover_pids(self) -> list[int]:
-        return _session_pids(self.process.pid) if self.process else []
 
     # --- questions -------------------------------------------------------------------------
     @property

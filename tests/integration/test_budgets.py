@@ -145,9 +145,9 @@ def test_sweep_time_budget_closes_every_run_and_marks_the_cut_trials_budget(budg
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
-    reason="after Tune's time_budget_s, Tune waits for each running trial's next report, up "
-    "to a hard-coded 10 s, before killing it; trials must stop themselves at the deadline "
-    "(sweep/trial.py + runner.py, see docs/design-notes.md, 'Budgets')",
+    reason="Tune kills a trial that cannot take its stop request (a worker still starting up) "
+    "only 10 s after the budget; trials should stop themselves at the sweep's deadline "
+    "(see docs/design-notes.md, 'Budgets')",
 )
 def test_sweep_time_budget_stops_the_search_within_a_few_seconds_of_20_s(budget_sweep) -> None:
     _, searched, _ = budget_sweep

@@ -289,6 +289,11 @@ def test_report_of_a_tiny_sweep_opens_in_chromium_with_every_image_loaded(
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     stored = {a.path for a in client.list_artifacts(report.record.parent_run_id, "report")}
     assert "report/index.html" in stored
+    # A running sweep has no optuna.db yet: the same trials come from MLflow alone.
+    (plan.folder / "optuna.db").rename(tmp_path / "optuna.db.bak")
+    live = load_sweep_report(plan.folder)
+    assert sorted(t.run_id for t in live.valued()) == sorted(t.run_id for t in report.valued())
+    (tmp_path / "optuna.db.bak").rename(plan.folder / "optuna.db")
 
     browser = _chromium()
     if browser is None:

@@ -65,6 +65,20 @@ CLOSE_ASSISTANT = (
     "document.querySelector('button[data-component-id=\"mlflow.assistant.chat_panel.close\"]')"
     "?.click()"
 )
+# The compare page's params table scrolls inside its own panel: bring the `sampled.*` rows
+# (what the sweep searched: init, dropout, clipping) to its top; the panel's bottom edge.
+SCROLL_TO_SAMPLED_PARAMS = """(() => {
+  const row = [...document.querySelectorAll('table.mlflow-compare-run-table tr')]
+    .find(tr => tr.firstElementChild?.innerText.trim().startsWith('sampled.'));
+  let box = row?.parentElement;
+  while (box && !(box.scrollHeight > box.clientHeight + 1
+                  && /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {
+    box = box.parentElement;
+  }
+  if (!box) return null;
+  box.scrollTop += row.getBoundingClientRect().top - box.getBoundingClientRect().top;
+  return box.getBoundingClientRect().bottom + 40;
+})()"""
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -318,18 +332,14 @@ def test_sweep_children_compare_side_by_side_in_the_mlflow_ui(tmp_path, run_cli,
             "[...document.querySelectorAll('table.mlflow-compare-run-table tr')]"
             ".map(tr => [...tr.children].map(cell => cell.innerText.trim()))"
         )
-        # Screenshot: the plots folded away, the page tall enough to reach the clip rows.
+        # Screenshot: plots folded away, the params panel scrolled to the searched rows.
         page.evaluate(
             "[...document.querySelectorAll('[role=button][aria-expanded=true]')]"
             ".filter(h => h.innerText.trim() === 'Visualizations').forEach(h => h.click())"
         )
         page.wait_for("!document.body.innerText.includes('Parallel Coordinates Plot')")
-        bottom = page.evaluate(
-            "[...document.querySelectorAll('table.mlflow-compare-run-table tr')]"
-            f".find(tr => tr.firstElementChild?.innerText.trim() === '{COMPARED[-1]}')"
-            "?.getBoundingClientRect().bottom"
-        )
-        page.screenshot(ARTIFACTS / "mlflow-compare-runs.png", height=int(bottom or 1000) + 60)
+        bottom = page.evaluate(SCROLL_TO_SAMPLED_PARAMS)
+        page.screenshot(ARTIFACTS / "mlflow-compare-runs.png", height=max(1000, int(bottom or 0)))
 
     table = {row[0].rstrip(":"): row[1:] for row in rows if row}
     columns = table["Run ID"]
@@ -340,6 +350,14 @@ def test_sweep_children_compare_side_by_side_in_the_mlflow_ui(tmp_path, run_cli,
         shown = table[key]
         logged = [by_id[rid].data.params.get(key, "") for rid in columns]
         assert shown == logged, (key, shown, logged)
+    sampled = [key for key in table if key.startswith("sampled.")]
+    assert {
+        "sampled.model.init.recurrent",
+        "sampled.model.dropout",
+        "sampled.train.clip.mode",
+    } <= set(sampled)
+    for key in sampled:  # what the sweep searched, as each trial drew it
+        assert table[key] == [by_id[rid].data.params.get(key, "") for rid in columns], key
     # the searched values differ between runs, so the page is a real comparison
     assert any(len(set(table[key])) > 1 for key in COMPARED)
     for shot in ("mlflow-experiment-runs.png", "mlflow-compare-runs.png"):

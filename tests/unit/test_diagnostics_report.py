@@ -87,3 +87,22 @@ def test_best_and_worst_follow_the_metric_direction():
     values = [r.value for r in report.trials if r.value is not None]
     assert best.value == min(values) and worst.value == max(values)
     assert len(analysis.diverged_trials(report)) == 1
+
+
+def test_page_lists_what_diverged_and_links_its_images_relatively(tmp_path):
+    from rnnlab.report import summary_text, write_report
+
+    rows = _rows(8, diverged=2)
+    for row in rows:
+        row.run_id = ""  # no MLflow run behind them: nothing to download
+    rows[-1].tags = {"rnnlab.divergence.step": "14", "rnnlab.divergence.blowup_layer": "head"}
+    report = _report(rows)
+    report.folder = tmp_path
+    index = write_report(tmp_path, top=3, report=report, log_to_run=False)
+    page = index.read_text()
+    assert "Settings that diverged (2)" in page and "<td>head</td>" in page
+    for name in ("importance.png", "parallel_coordinates.png", "init_clip_heatmap.png"):
+        assert f'<img src="{name}"' in page and (index.parent / name).stat().st_size > 5000
+    text = summary_text(report)
+    assert text.startswith("sweep s (finished): 8 completed, 2 diverged")
+    assert "importance (8 trials)" in text and "diverged (2)" in text

@@ -1,17 +1,18 @@
-"""Where diagnostics go: the trainer's loggers, from global rank 0 only, in one batch per epoch.
+"""Where diagnostics go: the trainer's loggers, from global rank 0 only, once per epoch.
 
 The diagnostic callbacks hand their per-epoch metrics and tags to one `EpochLog`, which
-writes them with a single `log_batch` per MLflow run when the epoch ends (`step = epoch`,
-like the module's own metrics): a SQLite write costs 15-60 ms on a busy machine, and one
-per callback per epoch was a measurable share of a short epoch. Params and artifacts go to
-the MLflow run behind each `MLFlowLogger` directly. Without a logger (benchmarks, bare
-`fit`) the callbacks still compute and keep everything in memory; nothing is written.
+passes the metrics to each logger's `log_metrics` in one call when the epoch ends
+(`step = epoch`, like the module's own metrics; rnnlab's buffered MLflow logger then writes
+them with the module's in its next batch) and writes a tag only when its value changed. A
+SQLite write costs 15-60 ms on a busy machine: one per callback per epoch was a measurable
+share of a short epoch. Params and artifacts go to the MLflow run behind each
+`MLFlowLogger` directly. Without a logger (benchmarks, bare `fit`) the callbacks still
+compute and keep everything in memory; nothing is written.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,25 +32,18 @@ def mlflow_loggers(trainer: pl.Trainer) -> list[Any]:
 def write_epoch(
     trainer: pl.Trainer, metrics: Mapping[str, float], tags: Mapping[str, Any] | None = None
 ) -> None:
-    """Metrics at `step = current epoch` and tags, one request per logger; non-finite left out."""
-    from mlflow.entities import Metric, RunTag
-    from pytorch_lightning.loggers import MLFlowLogger
+    """Metrics at `step = current epoch` to every logger, tags to every MLflow run."""
+    from mlflow.entities import RunTag
 
     if not trainer.is_global_zero:
         return
     finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
-    step = trainer.current_epoch
-    now = int(time.time() * 1000)
     for lg in trainer.loggers:
-        if isinstance(lg, MLFlowLogger):
-            if lg.run_id and (finite or tags):
-                lg.experiment.log_batch(
-                    lg.run_id,
-                    metrics=[Metric(k, v, now, step) for k, v in finite.items()],
-                    tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
-                )
-        elif finite:
-            lg.log_metrics(finite, step=step)
+        if finite:
+            lg.log_metrics(finite, step=trainer.current_epoch)
+    if tags:
+        for lg in mlflow_loggers(trainer):
+            lg.experiment.log_batch(lg.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def log_new_params(trainer: pl.Trainer, params: Mapping[str, Any]) -> None:
@@ -81,16 +75,19 @@ class EpochLog(Callback):
     def __init__(self) -> None:
         self.metrics: dict[str, float] = {}
         self.tags: dict[str, str] = {}
+        self._written_tags: dict[str, str] = {}
 
     def add(self, metrics: Mapping[str, float], tags: Mapping[str, Any] | None = None) -> None:
         self.metrics.update(metrics)
         self.tags.update({k: str(v) for k, v in (tags or {}).items()})
 
     def flush(self, trainer: pl.Trainer) -> None:
-        metrics, tags = self.metrics, self.tags
-        self.metrics, self.tags = {}, {}
+        metrics, self.metrics = self.metrics, {}
+        tags = {k: v for k, v in self.tags.items() if self._written_tags.get(k) != v}
+        self.tags = {}
         if metrics or tags:
             write_epoch(trainer, metrics, tags)
+            self._written_tags.update(tags)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.flush(trainer)

@@ -192,7 +192,12 @@ def _searcher(plan: SweepPlan) -> Any:
 
 
 def _trainable(
-    plan: SweepPlan, uri: str, experiment_id: str, parent_run_id: str, role: str = "search"
+    plan: SweepPlan,
+    uri: str,
+    experiment_id: str,
+    parent_run_id: str,
+    role: str = "search",
+    deadline: float | None = None,
 ) -> Any:
     from ray import tune
 
@@ -207,6 +212,7 @@ def _trainable(
         metric=plan.metric,
         mode=plan.mode,
         role=role,
+        deadline=deadline,
     )
     return tune.with_resources(tune.with_parameters(run_trial, payload=payload), _resources(plan))
 
@@ -231,7 +237,8 @@ def _run_search(plan: SweepPlan, uri: str, experiment_id: str, parent_run_id: st
 
     s = plan.settings
     path = plan.folder / TUNE_DIR
-    trainable = _trainable(plan, uri, experiment_id, parent_run_id)
+    deadline = time.time() + s.time_budget - 1.0 if s.time_budget else None
+    trainable = _trainable(plan, uri, experiment_id, parent_run_id, deadline=deadline)
     if s.resume and tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(
             str(path), trainable=trainable, resume_unfinished=True, resume_errored=False
@@ -411,7 +418,7 @@ def close_leftover_runs(uri: str, experiment_id: str, name: str, outcome: str) -
 
     closed = 0
     for run in sweep_runs(uri, experiment_id, name):
-        if run.info.status == "RUNNING":
+        if run.info.status == "RUNNING" or run.data.tags.get(runs.OUTCOME_TAG) == "running":
             runs.end_run(runs.RunHandle(uri, run.info.run_id, experiment_id), outcome)
             closed += 1
     return closed
@@ -629,7 +636,7 @@ def print_summary(summary: SweepSummary, stream: Any = None) -> None:
     p(f"sweep {summary.name}: {summary.status} in {summary.wall_seconds:.0f} s")
     p("  trials: " + ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items())))
     if summary.best_value is not None:
-        p(f"  best {summary.metric}: {summary.best_value:.5g}")
+        p(f"  best {summary.metric}: {summary.best_value:.5g}  (run {summary.best_run_id})")
         winner = _winner(summary.best_params)
         if winner:
             p(f"  winner: {winner}")

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ class TrialPayload:
     metric: str
     mode: str
     role: str = "search"  # search | final
+    # Wall-clock deadline (time.time()) of a sweep's time budget: trials stop themselves
+    # there, cleanly, instead of being killed by Tune (which waits up to 10 s per actor).
+    deadline: float | None = None
 
 
 def penalty(mode: str) -> float:
@@ -109,6 +113,19 @@ def run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
         update={"tracking": cfg.tracking.model_copy(update={"uri": payload.tracking_uri})}
     )
     sampled = {k: v for k, v in params.items() if not k.startswith("_")}
+    if payload.deadline is not None:
+        left = payload.deadline - time.time()
+        if left < 1.0:
+            tune.report(
+                {
+                    payload.metric: penalty(payload.mode),
+                    "rnnlab_outcome": "budget",
+                    "rnnlab_done": True,
+                }
+            )
+            return
+        budget = min(cfg.train.time_budget or left, left)
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": budget})})
 
     workdir = Path(tempfile.mkdtemp(prefix="rnnlab-trial-"))
     try:

@@ -45,5 +45,6 @@ class BufferedMLFlowLogger(MLFlowLogger):
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
+        # Flush only: the tracking layer (train_tracked, or a sweep's driver) owns the run's
+        # status and outcome; Lightning would mark a run stopped by Tune as FAILED.
         self.flush()
-        super().finalize(status)

@@ -144,7 +144,9 @@ def record_result(handle: runs.RunHandle, cfg: RunConfig, result: FitResult) -> 
         scalars = {k: v for k, v in div.items() if not isinstance(v, dict | list)}
         runs.set_tags(handle, {f"rnnlab.divergence.{k}": v for k, v in scalars.items()})
         if len(scalars) < len(div):
-            runs.log_text(handle, json.dumps(div, indent=2, default=str), "diagnostics/divergence.json")
+            runs.log_text(
+                handle, json.dumps(div, indent=2, default=str), "diagnostics/divergence.json"
+            )
     if cfg.tracking.log_checkpoints:
         for path in (result.best_checkpoint, result.last_checkpoint):
             if path:
