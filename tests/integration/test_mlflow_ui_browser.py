@@ -263,6 +263,15 @@ def _browser(executable: str) -> Iterator[DevTools]:
 
 # --- the test -----------------------------------------------------------------------------
 @pytest.fixture
+def chromium() -> str:
+    """Skip before anything starts where there is no browser (.ci/run installs Debian's)."""
+    path = _chromium()
+    if path is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    return path
+
+
+@pytest.fixture
 def tracking_server(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     process = start_server(
@@ -282,10 +291,9 @@ def _text_has(*needles: str) -> str:
     return " && ".join(f"document.body.innerText.includes({json.dumps(n)})" for n in needles)
 
 
-def test_sweep_children_compare_side_by_side_in_the_mlflow_ui(tmp_path, run_cli, tracking_server):
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+def test_sweep_children_compare_side_by_side_in_the_mlflow_ui(
+    chromium, tmp_path, run_cli, tracking_server
+):
     from mlflow.tracking import MlflowClient
 
     t0 = time.monotonic()
@@ -309,7 +317,7 @@ def test_sweep_children_compare_side_by_side_in_the_mlflow_ui(tmp_path, run_cli,
     names = [c.info.run_name for c in children]
     ui = tracking_server
 
-    with _browser(browser) as page:
+    with _browser(chromium) as page:
         # The experiment's runs: the sweep's parent row, expanded to show its children.
         parent_link = f"document.querySelector('a[href$=\"/runs/{parent.info.run_id}\"]')"
         page.open(f"{ui}/#/experiments/{experiment_id}/runs", parent_link)

@@ -139,6 +139,10 @@ def preflight(plan: SweepPlan) -> None:
     cfg = plan.base_cfg
     task_class(cfg.task.model_dump(by_alias=True)).check(cfg.task)
     probe_tracking_uri(cfg.tracking.uri, cfg.tracking.probe_timeout)
+    if cfg.hardware.name == "ray_cluster":
+        from rnnlab.sweep.ray_runtime import cluster_address, prepare_to_join
+
+        prepare_to_join(cluster_address(cfg.hardware.address) or "auto")
 
 
 def _resources(plan: SweepPlan) -> dict[str, float]:

@@ -45,6 +45,12 @@ class TrialPayload:
     deadline: float | None = None
 
 
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
 def penalty(mode: str) -> float:
     return DIVERGED_PENALTY if mode == "min" else -DIVERGED_PENALTY
 
@@ -73,6 +79,7 @@ class TuneReporter(pl.Callback):
             self.best = value
         metrics["rnnlab_run_id"] = self.run_id
         metrics["rnnlab_pid"] = os.getpid()
+        metrics["rnnlab_node_id"] = _node_id()
         # Metrics reach MLflow before the checkpoint that a retry would resume from.
         for lg in trainer.loggers:
             if hasattr(lg, "flush"):
@@ -150,6 +157,7 @@ def run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
                 },
                 extra_params={f"sampled.{k}": v for k, v in sampled.items()},
             )
+        runs.set_tags(handle, {"rnnlab.node_id": _node_id()})  # a retry records where it finished
         reporter = TuneReporter(payload, handle.run_id)
         reporter.best = best
         result = train_tracked(
