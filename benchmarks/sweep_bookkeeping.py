@@ -489,7 +489,11 @@ def report(
     mlflow_start = marks.first("mlflow.start")
     mlflow_wait = marks.first("mlflow.wait")
     p(f"fixed set-up (run_sweep start -> search start)  {setup:6.1f} s")
-    p(f"  ray.init                                      {marks.total('ray.init'):6.1f} s")
+    ray_init = marks.first("ray.init")
+    if ray_init:
+        p(f"  before ray.init (store, experiment, server)   {ray_init[0] - started:6.1f} s")
+        p(f"  ray.init                                      {ray_init[1] - ray_init[0]:6.1f} s")
+        p(f"  after ray.init (server wait, parent run)      {fit_start - ray_init[1]:6.1f} s")
     if mlflow_start and mlflow_wait:
         p(
             f"  MLflow server start -> healthy                {mlflow_wait[1] - mlflow_start[0]:6.1f} s"
