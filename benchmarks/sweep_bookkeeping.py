@@ -98,7 +98,8 @@ def machine_line() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{system}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 def load_line() -> str:
@@ -108,7 +109,7 @@ def load_line() -> str:
 
 @contextlib.contextmanager
 def in_temp_dir(keep: bool, prefix: str) -> Iterator[Path]:
-    """chdir into a fresh temporary folder (the sweep's ./mlflow.db and ./rnnlab-sweeps), and back."""
+    """chdir into a fresh temporary folder (for ./mlflow.db and ./rnnlab-sweeps), and back."""
     previous = Path.cwd()
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     os.chdir(folder)
@@ -247,7 +248,7 @@ def worker_lives(logs: Path | None) -> dict[int, WorkerLife]:
 
 # --- reading what Tune and MLflow recorded -------------------------------------------------------
 def driver_receipt_times(trial_dir: Path) -> dict[int, float]:
-    """training_iteration -> wall time at which the driver logged that result (Tune's TBX events)."""
+    """training_iteration -> when the driver logged that result (Tune's TensorBoard events)."""
     try:
         from tensorboardX.proto import event_pb2
     except ImportError:
@@ -382,7 +383,7 @@ def assign_lanes(trials: list[Trial], lanes: int) -> list[list[Trial]]:
     return out
 
 
-# --- the benchmark ----------------------------------------------------------------------------------
+# --- the benchmark -------------------------------------------------------------------------
 def overrides_for(args: argparse.Namespace, name: str) -> list[str]:
     task = QUICK_TASK if args.quick else FULL_TASK
     return [
@@ -496,7 +497,8 @@ def report(
         p(f"  after ray.init (server wait, parent run)      {fit_start - ray_init[1]:6.1f} s")
     if mlflow_start and mlflow_wait:
         p(
-            f"  MLflow server start -> healthy                {mlflow_wait[1] - mlflow_start[0]:6.1f} s"
+            "  MLflow server start -> healthy                "
+            f"{mlflow_wait[1] - mlflow_start[0]:6.1f} s"
             f"  (in parallel with ray.init; {marks.total('mlflow.wait'):.1f} s waited after it)"
         )
     p(f"search wall (Tuner.fit)                         {wall:6.1f} s")
@@ -508,7 +510,8 @@ def report(
         f"trial time median {median([t.time for t in trials]):.2f} s "
         f"(min {min(t.time for t in trials):.2f}, max {max(t.time for t in trials):.2f}); "
         f"epochs alone {median([t.epoch_time for t in trials]):.2f} s; "
-        f"lead-in {typical_lead_in:.2f} s and lead-out {median([t.lead_out for t in trials]):.2f} s "
+        f"lead-in {typical_lead_in:.2f} s and "
+        f"lead-out {median([t.lead_out for t in trials]):.2f} s "
         "on a reused worker"
     )
     p(
@@ -520,7 +523,8 @@ def report(
         life = lives.get(pid, WorkerLife(pid))
         whole = "?" if life.started is None else f"{first.first_step - life.started:.1f} s"
         p(
-            f"  pid {pid}: process started {rel(life.started)}, Ray connected {rel(life.connected)}, "
+            f"  pid {pid}: process started {rel(life.started)}, "
+            f"Ray connected {rel(life.connected)}, "
             f"trainable actor ready {rel(life.actor_created)}, first trial function "
             f"{rel(first.start)}, first training step {rel(first.first_step)} "
             f"(process start -> first step {whole})"
@@ -542,7 +546,8 @@ def report(
     for k in keys:
         p(f"  {labels[k]:<42} {mean[k]:6.1f}  {mean[k] / wall:6.1%}")
     p(
-        f"  a report round trip: {1000 * mean['reports'] * args.concurrent / max(1, reports):.0f} ms; "
+        "  a report round trip: "
+        f"{1000 * mean['reports'] * args.concurrent / max(1, reports):.0f} ms; "
         f"a gap: median {median(gaps):.2f} s, of which last report -> run closed by the driver "
         f"{median(closes):.2f} s"
     )

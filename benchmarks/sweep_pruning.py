@@ -1,4 +1,4 @@
-"""What ASHA saves in `rnnlab sweep`: epochs consumed and best metric, ASHA vs no scheduler (issue 3, item 11).
+"""What ASHA saves in `rnnlab sweep`: epochs consumed and best metric vs no scheduler (issue 3).
 
 Runs the same search twice in-process (`build_plan` -> `preflight` -> `run_sweep`) in a
 temporary directory, once with `sweep.scheduler=none` and once with `sweep.scheduler=asha`
@@ -156,7 +156,8 @@ def report(args: argparse.Namespace, searches: dict[str, Search], loads: tuple[s
     p()
     what = "quick digits" if args.quick else "digits rows (8 x 8 pixels)"
     p(
-        f"sweep pruning: {args.trials} trials ({args.sampler} sampler, seed {args.seed}) of {what}, "
+        f"sweep pruning: {args.trials} trials ({args.sampler} sampler, seed {args.seed}) "
+        f"of {what}, "
         f"search init_dropout_clip, up to {args.epochs} epochs, {args.concurrent} at a time, "
         f"early stopping {'off' if args.no_early_stopping else 'on (patience 3)'}"
     )
@@ -188,7 +189,8 @@ def report(args: argparse.Namespace, searches: dict[str, Search], loads: tuple[s
         lost = [k for k, o in s.outcomes.items() if o in ("errored", "no result")]
         if lost:
             p(
-                f"{s.scheduler}: {len(lost)} of {len(s.outcomes)} trials errored before their first "
+                f"{s.scheduler}: {len(lost)} of {len(s.outcomes)} trials errored "
+                "before their first "
                 "report (never trained; not in the sweep's MLflow counts)"
             )
     p()

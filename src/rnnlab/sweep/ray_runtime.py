@@ -30,6 +30,12 @@ QUIET_ENV = {
     "RAY_DEDUP_LOGS": "1",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # When ASHA stops a trial, Tune waits only 2 s for its thread before reusing the worker;
+    # a pruned trial's thread exits at its next report (an epoch), so reuse failed, the next
+    # trial was aborted without reaching the searcher, and the sweep hung (docs/benchmarks.md).
+    "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60",
+    # Ray runs workers at niceness 15: trials starve behind any other load on a workstation.
+    "RAY_worker_niceness": "0",
     "PYTHONWARNINGS": "ignore",
 }
 
@@ -137,9 +143,13 @@ def ray_session(
             num_cpus=int(num_cpus) if num_cpus else None, _node_ip_address="127.0.0.1", **common
         )
     else:
+        # Cluster workers do not inherit this driver's environment: pass Tune's thread timeout on.
+        env = dict(runtime_env or {})
+        env_vars = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": os.environ["TUNE_FUNCTION_THREAD_TIMEOUT_S"]}
+        env["env_vars"] = {**env_vars, **env.get("env_vars", {})}
         ray.init(
             address=address,
-            runtime_env=runtime_env,
+            runtime_env=env,
             **{k: v for k, v in common.items() if k != "include_dashboard"},
         )
     try:

@@ -542,6 +542,10 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
                     interrupted = stop.requested
 
             counts, _children = _counts(uri, experiment_id, plan.name)
+            # A trial Tune aborted before it opened a run still counts (as failed).
+            unrecorded = len(grid) - sum(counts.values())
+            if unrecorded > 0:
+                counts["failed"] = counts.get("failed", 0) + unrecorded
             summary = SweepSummary(
                 name=plan.name,
                 folder=str(plan.folder),
