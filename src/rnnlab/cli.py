@@ -247,6 +247,18 @@ def _parser() -> argparse.ArgumentParser:
         "--allowed-hosts", help="comma-separated Host names clients use (required off loopback)"
     )
     p.add_argument("--workers", type=int)
+    p = sub.add_parser(
+        "eval", help="evaluate a tracked run's checkpoint (eval.split=, task.seq_len=)"
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--uri", default="sqlite:///mlflow.db", help="MLflow store holding the run")
+    p = sub.add_parser(
+        "report", help="HTML report of a sweep: importances, init x clipping, gradient flow"
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--root", default="rnnlab-sweeps")
+    p.add_argument("--top", type=int, default=5)
     p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 for the default store")
     p.add_argument("--uri", default="sqlite:///mlflow.db")
     p.add_argument("--host", default="127.0.0.1")
