@@ -6,6 +6,7 @@ that kill processes run `rnnlab sweep` as a subprocess, which embeds its own Ray
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -114,7 +115,7 @@ def test_four_trial_sweep_leaves_one_parent_and_four_children_with_sampled_param
 
 
 def test_diverging_trial_is_recorded_diverged_and_sweep_continues(tmp_path, monkeypatch, ray_local):
-    plan, summary = _sweep(
+    _plan, summary = _sweep(
         tmp_path,
         monkeypatch,
         "model=irnn",
@@ -140,7 +141,7 @@ def test_diverging_trial_is_recorded_diverged_and_sweep_continues(tmp_path, monk
 
 
 def test_group_search_over_models_runs_both(tmp_path, monkeypatch, ray_local):
-    _plan, summary = _sweep(
+    _plan, _summary = _sweep(
         tmp_path,
         monkeypatch,
         "search=init_only",
@@ -159,7 +160,7 @@ def test_group_search_over_models_runs_both(tmp_path, monkeypatch, ray_local):
 
 @pytest.mark.slow
 def test_eight_concurrent_trials_lose_no_metric(tmp_path, monkeypatch, ray_local):
-    plan, summary = _sweep(
+    plan, _summary = _sweep(
         tmp_path,
         monkeypatch,
         "hardware.cpus_per_trial=0.25",
@@ -199,10 +200,8 @@ def _trial_results(folder: Path) -> list[dict]:
     for path in folder.glob("rnnlab-sweeps/*/tune/*/result.json"):
         for line in path.read_text().splitlines():
             if line.strip():
-                try:
+                with contextlib.suppress(ValueError):
                     out.append(json.loads(line))
-                except ValueError:
-                    pass
     return out
 
 
