@@ -66,12 +66,13 @@ def load_run_config(config_name: str, overrides: list[str], probe: bool = False)
 
 
 def check_ready(cfg) -> None:
-    """Everything that can fail before we create a run: data files and the tracking store."""
+    """What can fail before we create a run, beyond the config: the task's data files.
+
+    The tracking store was probed when the config was composed (`probe_composed`).
+    """
     from rnnlab.registry import task_class
-    from rnnlab.tracking.probe import probe_tracking_uri
 
     task_class(cfg.task.model_dump(by_alias=True)).check(cfg.task)
-    probe_tracking_uri(cfg.tracking.uri, cfg.tracking.probe_timeout)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -121,9 +121,11 @@ def search_raw_of(plan: SweepPlan) -> dict[str, Any]:
 
 # --- pre-flight ---------------------------------------------------------------------------
 def preflight(plan: SweepPlan) -> None:
-    """Everything that can be refused before anything is created."""
+    """Everything that can be refused before anything is created.
+
+    The tracking store was already probed by `build_plan` (before its slow validation).
+    """
     from rnnlab.registry import task_class
-    from rnnlab.tracking.probe import probe_tracking_uri
 
     exists = (plan.folder / "sweep.json").exists()
     if plan.settings.resume and not exists:
@@ -138,7 +140,6 @@ def preflight(plan: SweepPlan) -> None:
         )
     cfg = plan.base_cfg
     task_class(cfg.task.model_dump(by_alias=True)).check(cfg.task)
-    probe_tracking_uri(cfg.tracking.uri, cfg.tracking.probe_timeout)
     if cfg.hardware.name == "ray_cluster":
         from rnnlab.sweep.ray_runtime import cluster_address, prepare_to_join
 

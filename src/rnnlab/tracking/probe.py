@@ -56,10 +56,14 @@ def probe_tracking_uri(uri: str, timeout: float = 2.0) -> None:
 
 
 def probe_composed(raw: dict) -> None:
-    """Probe the tracking server named in a composed (not yet validated) config, if any."""
+    """Probe the tracking store named in a composed (not yet validated) config.
+
+    The one probe of `rnnlab train` and `rnnlab sweep`: it runs before validation imports
+    the task modules, so an unreachable server is refused in seconds.
+    """
     tracking = raw.get("tracking") or {}
     uri = tracking.get("uri")
-    if isinstance(uri, str) and uri.startswith(("http://", "https://")):
+    if isinstance(uri, str):
         try:
             timeout = float(tracking.get("probe_timeout", 2.0))
         except (TypeError, ValueError):
