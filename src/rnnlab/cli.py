@@ -111,6 +111,11 @@ def _print_run_summary(cfg, result) -> None:
     if fit.spec and fit.spec.baselines:
         for key, value in fit.spec.baselines.items():
             print(f"  {'baseline/' + key:<24} {value:.6g}")
+    if fit.by_length:
+        print(f"by test length (trained at {fit.native_length}):")
+        for length, row in fit.by_length.items():
+            values = "  ".join(f"{k} {v:.4g}" for k, v in sorted(row.items()))
+            print(f"  {length:>6}  {values}")
     print(
         f"mlflow run: {result.run.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})"
     )

@@ -279,6 +279,8 @@ def one_line_error(
         msg = f"must be {valid}" if valid else msg.replace("Input should be", "must be")
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    if not loc:  # a check across fields: its message names the keys itself
+        return ConfigError(msg)
     if key:
         return ConfigError(f"{key}={value!r}: {msg}".replace("=None:", ":"))
     return ConfigError(msg)

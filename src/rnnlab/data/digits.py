@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import SequenceDataModule, TaskSpec
 from rnnlab.data.collate import PadCollate
+from rnnlab.data.image_sequences import check_image_eval_lengths, images_as_sequences
 from rnnlab.data.sampler import BucketBatchSampler, derive_seed
 from rnnlab.registry import register_task
 
@@ -32,6 +33,9 @@ class DigitsConfig(TaskConfigBase):
     permute: bool = False
     val_fraction: float = Field(default=0.15, ge=0.01, lt=1.0)
     test_fraction: float = Field(default=0.15, ge=0.01, lt=1.0)
+    # Extra test lengths (steps) for length generalisation: the test images resized so that
+    # reading them takes that many steps (rows: any height; pixels: squares, e.g. 100 = 10x10).
+    eval_lengths: list[int] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DigitsConfig:
@@ -40,6 +44,7 @@ class DigitsConfig(TaskConfigBase):
                 f"task.val_fraction={self.val_fraction} + task.test_fraction="
                 f"{self.test_fraction} must be < 0.9 to leave data to train on"
             )
+        check_image_eval_lengths(self.eval_lengths, self.order, self.permute)
         return self
 
 
@@ -142,6 +147,20 @@ class DigitsDataModule(SequenceDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("test"))
+
+    @property
+    def native_length(self) -> int:
+        """The length the model trains at, in the unit of `task.eval_lengths` (steps)."""
+        return self.steps
+
+    def eval_dataloader(self, steps: int) -> DataLoader:
+        """The test images resized to be read in `steps` steps (length generalisation)."""
+        check_image_eval_lengths([steps], self.cfg.order, self.cfg.permute)
+        inputs, targets = self.dataset("test").tensors
+        images = inputs.reshape(len(inputs), IMAGE_SIDE, IMAGE_SIDE)
+        return self._loader(
+            TensorDataset(images_as_sequences(images, self.cfg.order, steps), targets)
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

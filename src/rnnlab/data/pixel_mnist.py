@@ -13,12 +13,14 @@ import math
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
+from torch.utils.data import DataLoader
 
 from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import TaskSpec
 from rnnlab.data.cache import load_or_build
 from rnnlab.data.fetch import MNIST_5K
+from rnnlab.data.image_sequences import check_image_eval_lengths, images_as_sequences
 from rnnlab.data.sampler import derive_seed
 from rnnlab.data.variable_length import (
     SPLITS,
@@ -40,6 +42,14 @@ class PixelMnistConfig(SplitFractionsConfig):
     permute: bool = False  # one fixed random pixel order (permuted MNIST, Le et al. 2015)
     permutation_seed: int = Field(default=0, ge=0)  # which fixed order `permute` uses
     bucketing: bool = False  # every image has the same length: nothing to bucket
+    # Extra test lengths (steps) for length generalisation: the test images resized so that
+    # reading them takes that many steps (rows: any height; pixels: squares, e.g. 196 = 14x14).
+    eval_lengths: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _eval_lengths_readable(self) -> PixelMnistConfig:
+        check_image_eval_lengths(self.eval_lengths, self.order, self.permute)
+        return self
 
 
 def pixel_permutation(seed: int) -> torch.Tensor:
@@ -100,6 +110,19 @@ class PixelMnistDataModule(ExampleDataModule):
             # Roughly balanced classes: chance is about 1 in 10.
             baselines={"accuracy": 0.1, "cross_entropy": round(math.log(NUM_CLASSES), 4)},
         )
+
+    @property
+    def native_length(self) -> int:
+        """The length the model trains at, in the unit of `task.eval_lengths` (steps)."""
+        return self.steps
+
+    def eval_dataloader(self, steps: int) -> DataLoader:
+        """The test images resized to be read in `steps` steps (length generalisation)."""
+        check_image_eval_lengths([steps], self.cfg.order, self.cfg.permute)
+        test = self.dataset("test")
+        images = torch.stack(test.inputs).reshape(len(test), SIDE, SIDE)
+        resized = images_as_sequences(images, self.cfg.order, steps)
+        return self._loader(ExampleDataset(list(resized), test.targets), train=False)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "steps_per_sequence": self.steps}

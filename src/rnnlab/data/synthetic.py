@@ -190,6 +190,11 @@ class GeneratedTaskDataModule(SequenceDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("test"))
 
+    @property
+    def native_length(self) -> int:
+        """The length the model trains at, in the unit of `task.eval_lengths` (task.seq_len)."""
+        return self.cfg.seq_len
+
     def eval_dataloader(self, seq_len: int) -> DataLoader:
         """A test loader at another length (test_size sequences), for length generalisation.
 

@@ -28,6 +28,7 @@ from rnnlab.diagnostics.divergence import divergence_detail  # issue 5
 from rnnlab.models import build_model
 from rnnlab.registry import task_class
 from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
+from rnnlab.training.length_generalisation import evaluate_lengths, supports_lengths
 from rnnlab.training.lm_module import LanguageModelModule  # issue 4: truncated BPTT
 from rnnlab.training.module import DivergedError, SequenceModule
 
@@ -43,6 +44,9 @@ class FitResult:
     epochs: int = 0  # epochs validated; the step at which test metrics are logged
     spec: TaskSpec | None = None
     data_facts: dict[str, Any] = field(default_factory=dict)
+    # issue 4: test metrics per sequence length ({length: {metric: value}}), task.eval_lengths.
+    by_length: dict[int, dict[str, float]] = field(default_factory=dict)
+    native_length: int | None = None
     # Holds the temporary checkpoint folder open until the caller has logged what it needs.
     workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
@@ -246,9 +250,16 @@ def fit(
         if run_test:
             ckpt = result.best_checkpoint or result.last_checkpoint
             trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-            result.metrics.update(
-                {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-            )
+            test = {
+                k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+            }
+            result.metrics.update(test)
+            lengths = list(getattr(cfg.task, "eval_lengths", None) or [])
+            if lengths and supports_lengths(datamodule):
+                result.native_length = datamodule.native_length
+                result.by_length = evaluate_lengths(
+                    trainer, module, datamodule, lengths, ckpt, at_native=test
+                )
     return result
 
 

@@ -128,6 +128,36 @@ def train_tracked(
     return TrackedResult(run=handle, fit=result)
 
 
+def record_by_length(handle: runs.RunHandle, cfg: RunConfig, result: FitResult) -> None:
+    """Metric-vs-length as series (MLflow step = length), a JSON table and a PNG."""
+    import tempfile
+
+    from rnnlab.diagnostics.plots import run_title
+    from rnnlab.training.length_generalisation import (
+        METRIC_PREFIX,
+        PLOT_FILE,
+        TABLE_ARTIFACT,
+        plot_by_length,
+    )
+
+    for length, row in result.by_length.items():
+        runs.log_metrics(handle, {f"{METRIC_PREFIX}{k}": v for k, v in row.items()}, step=length)
+    table = {"trained_at": result.native_length, "by_length": result.by_length}
+    runs.log_text(handle, json.dumps(table, indent=2), TABLE_ARTIFACT)
+    baselines = result.spec.baselines if result.spec is not None else {}
+    with tempfile.TemporaryDirectory(prefix="rnnlab-length-") as tmp:
+        png = plot_by_length(
+            result.by_length,
+            result.native_length or 0,
+            run_title(cfg),
+            Path(tmp) / PLOT_FILE,
+            # A baseline that depends on the length (copy) would mislead on other lengths.
+            baselines={k: v for k, v in baselines.items() if k in ("mse", "accuracy")},
+        )
+        if png is not None:
+            runs.log_artifact_file(handle, png, "plots")
+
+
 def record_result(handle: runs.RunHandle, cfg: RunConfig, result: FitResult) -> None:
     """Everything a run learned that is not a per-epoch metric: facts, baselines, checkpoints."""
     if result.data_facts:
@@ -137,6 +167,8 @@ def record_result(handle: runs.RunHandle, cfg: RunConfig, result: FitResult) -> 
     test = {k: v for k, v in result.metrics.items() if k.startswith("test/")}
     if test:
         runs.log_metrics(handle, test, step=result.epochs)
+    if result.by_length:
+        record_by_length(handle, cfg, result)
     if result.divergence is not None:
         div = result.divergence
         # issue 5: scalars (incl. diagnostics' blowup_layer, grad_norm.<layer>) as tags; the
