@@ -21,6 +21,7 @@ _GROUP_HELP = {
     "task": "data, head, loss, metric",
     "hardware": "accelerator, devices, precision, per-trial resources",
     "tracking": "MLflow store",
+    "diagnostics": "gradient flow, clipping, spectra, plots (why a run trained or failed)",
     "search": "a sweep's search space",
     "experiment": "named experiments from experiments/",
 }

@@ -15,7 +15,9 @@ import yaml
 from rnnlab.config import ConfigError
 from rnnlab.paths import conf_dir, experiments_dir
 
-GROUPS = ("model", "task", "hardware", "tracking", "search")
+GROUPS = ("model", "task", "hardware", "tracking", "diagnostics", "search")
+# The groups each root config's defaults list names: `search` belongs to sweeps only.
+ROOT_GROUPS = {"train": GROUPS[:-1], "sweep": GROUPS}
 
 
 def group_options(group: str) -> list[str]:
@@ -38,14 +40,61 @@ def _check_group_choices(overrides: list[str], groups: tuple[str, ...]) -> None:
             raise ConfigError(f"{key}={value!r}: unknown {noun}; valid: {valid}")
 
 
-def _register_experiments() -> None:
-    """Make experiments/NAME.yaml selectable as `experiment=NAME` from any directory."""
+def _group_choice(entry: Any) -> tuple[str, str] | None:
+    """('task', 'adding') for a defaults-list entry `override /task: adding`, else None."""
+    if not isinstance(entry, dict) or len(entry) != 1:
+        return None
+    ((key, option),) = entry.items()
+    if not str(key).startswith("override "):
+        return None
+    return str(key).removeprefix("override ").strip().lstrip("/"), str(option)
+
+
+def _register_experiments(config_name: str) -> None:
+    """Make experiments/NAME.yaml selectable as `experiment=NAME` from any directory.
+
+    An experiment may pick the search that compares its arms (`override /search: ...`);
+    `rnnlab train` has no search group, so that entry is dropped when composing `train`.
+    """
     from hydra.core.config_store import ConfigStore
 
+    groups = ROOT_GROUPS.get(config_name, GROUPS)
     cs = ConfigStore.instance()
     for path in sorted(experiments_dir().glob("*.yaml")):
         node = yaml.safe_load(path.read_text()) or {}
+        if "defaults" in node:
+            node["defaults"] = [
+                e
+                for e in node["defaults"]
+                if (choice := _group_choice(e)) is None or choice[0] in groups
+            ]
         cs.store(group="experiment", name=path.stem, node=node, package="_global_")
+
+
+def _experiment_choices(config_name: str, overrides: list[str]) -> list[str]:
+    """The experiment's group choices as command-line overrides, unless the user chose.
+
+    A root config's own `override` entries (sweep.yaml picks task adding_t100 and search
+    init_dropout_clip) beat an experiment's in Hydra's defaults tree, so `rnnlab sweep
+    experiment=NAME` would silently lose the experiment's task and search; command-line
+    overrides beat both, and the user's own choices on the command line still win.
+    """
+    name = next(
+        (o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("experiment=")), None
+    )
+    if not name or name.lower() == "null":
+        return []
+    path = experiments_dir() / f"{name}.yaml"
+    if not path.is_file():
+        return []
+    chosen = {o.lstrip("+~").partition("=")[0] for o in overrides}
+    groups = ROOT_GROUPS.get(config_name, GROUPS)
+    extra = []
+    for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults", []):
+        choice = _group_choice(entry)
+        if choice and choice[0] in groups and choice[0] not in chosen:
+            extra.append(f"{choice[0]}={choice[1]}")
+    return extra
 
 
 _OVERRIDE_RE = re.compile(r"Could not override '([^']+)'")
@@ -77,7 +126,8 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     _check_group_choices(overrides, GROUPS)
-    _register_experiments()
+    _register_experiments(config_name)
+    overrides = [*overrides, *_experiment_choices(config_name, overrides)]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(

@@ -91,6 +91,9 @@ class LRScheduleConfig(_Strict):
     name: Literal["constant", "cosine", "step", "plateau"] = "constant"
     step_size: int = Field(default=10, ge=1)
     gamma: float = Field(default=0.5, gt=0.0, le=1.0)
+    # step: the epoch (from 0) of the first decay; None: step_size (torch's StepLR). Zaremba
+    # et al. 2014 hold the rate for 4 or 6 epochs, then decay it every epoch.
+    decay_start: int | None = Field(default=None, ge=1)
     warmup_epochs: int = Field(default=0, ge=0)
 
 

@@ -27,6 +27,10 @@ EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "experiments").glob("*.yaml"))
 
 def test_the_foundation_experiments_exist_and_are_listed() -> None:
     assert {"adding_long", "irnn_digits", "copy_gru"} <= set(EXPERIMENTS)
+    # issue 4: the paper reproductions
+    assert {"zaremba_small", "zaremba_medium", "pascanu_clip_charptb", "irnn_pixel"} <= set(
+        EXPERIMENTS
+    )
     assert group_options("experiment") == EXPERIMENTS
 
 
@@ -43,7 +47,9 @@ def test_every_experiment_states_the_published_number_it_targets(name: str) -> N
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_into_a_valid_config(name: str) -> None:
-    cfg = validate_run_config(compose("train", [f"experiment={name}"]))
+    from rnnlab.cli import load_run_config
+
+    cfg = load_run_config("train", [f"experiment={name}"])
     assert cfg.experiment_name == name
     raw = yaml.safe_load((REPO_ROOT / "experiments" / f"{name}.yaml").read_text())
     # Every `override /group: option` in its defaults list took effect.
@@ -54,6 +60,40 @@ def test_every_experiment_composes_into_a_valid_config(name: str) -> None:
         group = key.removeprefix("override /")
         if group in type(cfg).model_fields:
             assert getattr(cfg, group).name == option, f"{name}: {key}"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_a_sweep_of_an_experiment_keeps_its_values_task_and_search(name: str) -> None:
+    """sweep.yaml's own choices (task adding_t100, search init_dropout_clip, sweep sizes)
+    must not beat the experiment's: `rnnlab sweep experiment=NAME` runs that experiment."""
+    from rnnlab.sweep.plan import build_plan
+
+    raw = yaml.safe_load((REPO_ROOT / "experiments" / f"{name}.yaml").read_text())
+    plan = build_plan([f"experiment={name}"], probe=False)
+    composed = compose("sweep", [f"experiment={name}"])
+    for entry in raw.get("defaults", []):
+        if isinstance(entry, dict):
+            ((key, option),) = entry.items()
+            group = key.removeprefix("override /")
+            if group == "search":
+                assert composed["search"]["name"] == option, name
+            elif group == "task":
+                assert composed["task"]["name"] == option.removesuffix("_t100"), name
+    for section in ("model", "train", "sweep"):
+        for key, value in (raw.get(section) or {}).items():
+            if not isinstance(value, dict):
+                assert composed[section][key] == value, f"{name}: {section}.{key}"
+    if "sweep" in raw:
+        assert plan.settings.trials == raw["sweep"].get("trials", plan.settings.trials)
+
+
+def test_the_comparison_experiments_run_every_arm_once_and_test_it() -> None:
+    from rnnlab.sweep.plan import build_plan
+
+    for name in ("adding_long", "irnn_pixel", "pascanu_clip_charptb"):
+        plan = build_plan([f"experiment={name}"], probe=False)
+        assert plan.settings.sampler == "grid" and plan.settings.trials == 2, name
+        assert plan.settings.test_trials and plan.settings.scheduler == "none", name
 
 
 def test_experiment_values_replace_the_defaults() -> None:
@@ -67,8 +107,10 @@ def test_experiment_values_replace_the_defaults() -> None:
 
 
 def test_command_line_overrides_win_over_the_experiment() -> None:
-    cfg = validate_run_config(
-        compose("train", ["experiment=adding_long", "model.hidden_size=7", "task.seq_len=12"])
+    from rnnlab.cli import load_run_config
+
+    cfg = load_run_config(
+        "train", ["experiment=adding_long", "model.hidden_size=7", "task.seq_len=12"]
     )
     assert (cfg.model.hidden_size, cfg.task.seq_len) == (7, 12)
     assert cfg.train.max_epochs == 40  # the rest of the experiment still applies

@@ -218,6 +218,7 @@ def _trainable(
         mode=plan.mode,
         role=role,
         deadline=deadline,
+        test=plan.settings.test_trials,
     )
     return tune.with_resources(tune.with_parameters(run_trial, payload=payload), _resources(plan))
 

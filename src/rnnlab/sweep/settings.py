@@ -26,6 +26,7 @@ class SweepSettings(BaseModel):
     seed: int = Field(default=0, ge=0)
     resume: bool = False
     final_seeds: int = Field(default=3, ge=0, le=100)
+    test_trials: bool = False
     time_budget: float | None = Field(default=None, gt=0.0)
     root: str = "rnnlab-sweeps"
     initial_points: list[dict[str, Any]] = Field(default_factory=list)

@@ -43,6 +43,9 @@ class TrialPayload:
     # Wall-clock deadline (time.time()) of a sweep's time budget: trials stop themselves
     # there, cleanly, instead of being killed by Tune (which waits up to 10 s per actor).
     deadline: float | None = None
+    # Test every search trial that completes (sweep.test_trials): comparisons such as
+    # clipped vs unclipped report each arm's test metric, not only the winner's.
+    test: bool = False
 
 
 def _node_id() -> str:
@@ -166,7 +169,7 @@ def run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
             extra_callbacks=[reporter],
             checkpoint_dir=workdir / "checkpoints",
             resume_from=resume_from,
-            run_test=payload.role == "final",
+            run_test=payload.role == "final" or payload.test,
             close_run=False,
         )
         fit = result.fit

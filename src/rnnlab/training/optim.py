@@ -32,6 +32,10 @@ def build_scheduler(
         main = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=max(1, train.max_epochs - sched.warmup_epochs)
         )
+    elif sched.name == "step" and sched.decay_start is not None:
+        main = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _delayed_step(sched.decay_start, sched.step_size, sched.gamma)
+        )
     elif sched.name == "step":
         main = torch.optim.lr_scheduler.StepLR(
             optimizer, step_size=sched.step_size, gamma=sched.gamma
@@ -56,3 +60,12 @@ def build_scheduler(
     if main is None:
         return None
     return {"scheduler": main, "interval": "epoch"}
+
+
+def _delayed_step(start: int, step_size: int, gamma: float) -> Any:
+    """lr factor at epoch e: 1 before `start`, then gamma more every `step_size` epochs."""
+
+    def factor(epoch: int) -> float:
+        return 1.0 if epoch < start else gamma ** ((epoch - start) // step_size + 1)
+
+    return factor
