@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-# A run of ~200 short epochs: far longer than its 3 s budget, with an epoch well inside it.
+# A run of 5000 short epochs: far longer than its 3 s budget, with an epoch well inside it.
 LONG_RUN = [
     "task=adding",
     "task.seq_len=20",
@@ -16,7 +16,7 @@ LONG_RUN = [
     "model=rnn",
     "model.hidden_size=8",
     "train.batch_size=64",
-    "train.max_epochs=200",
+    "train.max_epochs=5000",
     "train.early_stopping.enabled=false",
 ]
 
@@ -50,7 +50,7 @@ def test_train_time_budget_ends_the_run_cleanly_with_outcome_budget_and_its_metr
     assert run.info.status == "FINISHED"
     assert run.data.tags["rnnlab.outcome"] == "budget"
     epochs = [m.step for m in client.get_metric_history(run.info.run_id, "val/mse")]
-    assert 1 <= len(epochs) < 200, epochs  # stopped early, after at least one whole epoch
+    assert 1 <= len(epochs) < 5000, epochs  # stopped early, after at least one whole epoch
     assert "val/mse" in run.data.metrics and "test/mse" in run.data.metrics
     assert elapsed < 60, elapsed  # 3 s of training, plus start-up and the test pass
 

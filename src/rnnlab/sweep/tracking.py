@@ -77,7 +77,10 @@ class LoopbackServer:
 
     def start(self) -> LoopbackServer:
         from rnnlab.tracking.server import build_server_command, server_environment
+        from rnnlab.tracking.sqlite_template import ensure_sqlite_store
 
+        # A server that serves artifacts gives experiments `mlflow-artifacts:/<id>` locations.
+        ensure_sqlite_store(self.backend_uri, artifact_root="mlflow-artifacts:/")
         command = build_server_command(
             self.backend_uri,
             self.folder / "mlflow-server-artifacts",

@@ -125,6 +125,9 @@ def start_run(
     parent_run_id: str | None = None,
     artifact_location: str | None = None,
 ) -> RunHandle:
+    from rnnlab.tracking.sqlite_template import ensure_sqlite_store
+
+    ensure_sqlite_store(uri)  # a new store in seconds less than MLflow's migrations take
     c = client(uri)
     exp_id = get_or_create_experiment(c, experiment, artifact_location)
     all_tags = {

@@ -102,7 +102,9 @@ def build_callbacks(cfg: RunConfig, spec: TaskSpec, checkpoint_dir: Path) -> lis
                 monitor=monitor,
                 mode=mode,
                 save_top_k=1 if keep in ("best_and_last", "best") else 0,
-                save_last=keep in ("best_and_last", "last"),
+                # Lightning writes last.ckpt only when it saved a checkpoint at that step
+                # (or links it); with a best one kept, a link saves the second write per epoch.
+                save_last="link" if keep == "best_and_last" else keep == "last",
                 enable_version_counter=False,
             )
         )

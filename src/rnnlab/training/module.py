@@ -20,6 +20,17 @@ from rnnlab.training.objectives import EpochMetrics, loss_fn, valid_pairs
 from rnnlab.training.optim import build_optimizer, build_scheduler
 
 
+def publish(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+    """Put epoch metrics where callbacks read them (`trainer.callback_metrics`).
+
+    Written directly rather than through `self.log_dict`: the values are already reduced
+    (torchmetrics states, synced across ranks on compute), and `log`'s per-key bookkeeping
+    was a measurable share of a small model's epoch (docs/benchmarks.md). Lightning clears
+    this dict only when a fit, validate or test run starts.
+    """
+    trainer.callback_metrics.update({k: torch.tensor(float(v)) for k, v in metrics.items()})
+
+
 class DivergedError(RuntimeError):
     """The loss became NaN or infinite: the run is over, and that is a result, not a crash."""
 
@@ -152,7 +163,7 @@ class SequenceModule(pl.LightningModule):
         self.epoch_metrics = metrics
         self.history.append(metrics)
         # callback_metrics feed EarlyStopping, ModelCheckpoint and a sweep's reporter.
-        self.log_dict(metrics, logger=False, sync_dist=False)
+        publish(self.trainer, metrics)
         for lg in self.loggers:
             lg.log_metrics(metrics, step=self.current_epoch)
 
@@ -162,8 +173,7 @@ class SequenceModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         # Only into callback_metrics: the tracking layer logs test metrics once, at the step
         # after the last epoch (a ddp_spawn test runs in fresh ranks whose epoch is 0).
-        metrics = self.test_metrics.compute("test")
-        self.log_dict(metrics, logger=False, sync_dist=False)
+        publish(self.trainer, self.test_metrics.compute("test"))
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.cfg.train, self.parameters())
