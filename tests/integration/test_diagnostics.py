@@ -211,10 +211,12 @@ TINY_SWEEP = [
     "task.test_size=32",
     "model.hidden_size=8",
     "train.batch_size=32",
-    "train.max_epochs=2",
+    "train.max_epochs=3",
     "sweep.trials=4",
     "sweep.final_seeds=0",
-    "sweep.scheduler=none",
+    # ASHA from epoch 1: trials it stops must keep their plots (drawn before each rung).
+    "sweep.scheduler=asha",
+    "sweep.grace_period=1",
     "sweep.progress=false",
     "sweep.name=tiny",
     "diagnostics.every_n_steps=2",
@@ -289,6 +291,17 @@ def test_report_of_a_tiny_sweep_opens_in_chromium_with_every_image_loaded(
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     stored = {a.path for a in client.list_artifacts(report.record.parent_run_id, "report")}
     assert "report/index.html" in stored
+    children = client.search_runs(
+        [client.get_experiment_by_name("rnnlab").experiment_id],
+        filter_string="tags.`rnnlab.role` = 'search'",
+    )
+    assert len(children) == 4
+    for child in children:  # completed or pruned, every trial has its plots
+        plots = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
+        assert "plots/loss.png" in plots and "plots/gradient_flow.png" in plots, (
+            child.data.tags.get("rnnlab.outcome"),
+            plots,
+        )
     # A running sweep has no optuna.db yet: the same trials come from MLflow alone.
     (plan.folder / "optuna.db").rename(tmp_path / "optuna.db.bak")
     live = load_sweep_report(plan.folder)

@@ -140,7 +140,7 @@ def test_diverging_trial_is_recorded_diverged_and_sweep_continues(tmp_path, monk
     assert summary.status == "finished"
 
 
-def test_group_search_over_models_runs_both(tmp_path, monkeypatch, ray_local):
+def test_group_search_over_models_runs_both_and_tests_each_arm(tmp_path, monkeypatch, ray_local):
     _plan, _summary = _sweep(
         tmp_path,
         monkeypatch,
@@ -150,12 +150,15 @@ def test_group_search_over_models_runs_both(tmp_path, monkeypatch, ray_local):
         "sweep.sampler=grid",
         "sweep.trials=2",
         "sweep.name=groups",
+        "sweep.test_trials=true",
     )
     client = _client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
     children = _children(client, exp.experiment_id, "groups")
     cells = sorted(c.data.params["model.cell"] for c in children)
     assert cells == ["lstm", "rnn"]
+    # sweep.test_trials: a comparison of arms gets every arm's test metric, not only the best's.
+    assert all("test/mse" in c.data.metrics for c in children), [c.data.metrics for c in children]
 
 
 @pytest.mark.slow

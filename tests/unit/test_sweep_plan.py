@@ -236,3 +236,24 @@ def test_bad_sweep_is_refused_in_one_line_naming_the_problem(
     for needle in needles:
         assert needle in message, f"{needle!r} not in {message!r}"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("grace", "rf", "max_t"), [(3, 3, 16), (1, 3, 28), (2, 2, 11), (5, 3, 5), (1, 4, 2)]
+)
+def test_asha_rungs_are_the_iterations_ray_decides_at(grace, rf, max_t) -> None:
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    from rnnlab.sweep.trial import asha_rungs
+
+    ray_rungs = sorted(m for m, _ in _Bracket(grace, max_t, rf, 0)._rungs)
+    assert list(asha_rungs(grace, rf, max_t)) == ray_rungs
+
+
+def test_the_winner_line_reads_whatever_subset_of_the_space_was_searched() -> None:
+    from rnnlab.sweep.runner import _winner
+
+    assert _winner({"train.clip.mode": "norm", "train.clip.threshold": 2.5}) == "clip norm at 2.5"
+    # clip_on_off searches the mode only: the threshold comes from the config
+    assert _winner({"train.clip.mode": "norm"}) == "clip norm"
+    assert _winner({"group.model": "lstm", "train.clip.mode": "none"}) == "model=lstm, no clipping"

@@ -282,6 +282,19 @@ class DiagnosticPlots(Callback):
                 log_artifact(trainer, path, ARTIFACT_DIR)
             self.written = [p.name for p in paths]
 
+    def snapshot(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Draw and log the plots so far; the end of the fit draws them again, complete.
+
+        A sweep calls this before each report its scheduler may answer with "stop": Ray
+        ends a stopped trial's worker without waiting for the fit to unwind, so plots drawn
+        only at the end would be lost for pruned trials.
+        """
+        if not trainer.is_global_zero or self.written:
+            return
+        with tempfile.TemporaryDirectory(prefix="rnnlab-plots-") as tmp:
+            for path in self.draw(pl_module, Path(tmp)):
+                log_artifact(trainer, path, ARTIFACT_DIR)
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module)
 

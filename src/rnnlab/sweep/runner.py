@@ -154,6 +154,21 @@ def _resources(plan: SweepPlan) -> dict[str, float]:
     return res
 
 
+def _decision_epochs(plan: SweepPlan) -> tuple[int, ...]:
+    """Epochs after which `_scheduler` may stop a trial (plots are drawn before them).
+
+    The median rule may stop a trial at any epoch after its grace period; drawing every
+    epoch would cost more than the plots are worth, so there only finished trials have them.
+    """
+    from rnnlab.sweep.trial import asha_rungs
+
+    s = plan.settings
+    if s.scheduler != "asha" or not plan.base_cfg.diagnostics.plots:
+        return ()
+    max_t = plan.base_cfg.train.max_epochs + 1
+    return asha_rungs(min(s.grace_period, max_t), s.reduction_factor, max_t)
+
+
 def _scheduler(plan: SweepPlan) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
@@ -219,6 +234,7 @@ def _trainable(
         role=role,
         deadline=deadline,
         test=plan.settings.test_trials,
+        decision_epochs=_decision_epochs(plan),
     )
     return tune.with_resources(tune.with_parameters(run_trial, payload=payload), _resources(plan))
 
@@ -676,9 +692,11 @@ def _winner(params: dict[str, Any]) -> str:
             parts.append(f"{key.split('.')[-1]} init={params[key]}")
     mode = params.get("train.clip.mode")
     if mode is not None:
-        parts.append(
-            "no clipping"
-            if mode == "none"
-            else f"clip {mode} at {params.get('train.clip.threshold', '?'):.3g}"
-        )
+        threshold = params.get("train.clip.threshold")
+        if mode == "none":
+            parts.append("no clipping")
+        elif isinstance(threshold, int | float):
+            parts.append(f"clip {mode} at {threshold:.3g}")
+        else:  # the threshold was not searched: the config's applies
+            parts.append(f"clip {mode}")
     return ", ".join(parts)

@@ -46,6 +46,9 @@ class TrialPayload:
     # Test every search trial that completes (sweep.test_trials): comparisons such as
     # clipped vs unclipped report each arm's test metric, not only the winner's.
     test: bool = False
+    # Epochs (1-based) after which the scheduler may stop a trial (ASHA's rungs): the
+    # diagnostic plots are drawn before those reports, so pruned trials keep theirs.
+    decision_epochs: tuple[int, ...] = ()
 
 
 def _node_id() -> str:
@@ -83,6 +86,8 @@ class TuneReporter(pl.Callback):
         metrics["rnnlab_run_id"] = self.run_id
         metrics["rnnlab_pid"] = os.getpid()
         metrics["rnnlab_node_id"] = _node_id()
+        if trainer.current_epoch + 1 in self.payload.decision_epochs:
+            _snapshot_plots(trainer, pl_module)
         # Metrics reach MLflow before the checkpoint that a retry would resume from.
         for lg in trainer.loggers:
             if hasattr(lg, "flush"):
@@ -92,6 +97,26 @@ class TuneReporter(pl.Callback):
             with open(os.path.join(tmp, META_FILE), "w") as fh:
                 json.dump({"run_id": self.run_id, "best": self.best}, fh)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _snapshot_plots(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    from rnnlab.diagnostics.plots import DiagnosticPlots
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, DiagnosticPlots):
+            cb.snapshot(trainer, pl_module)
+
+
+def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> tuple[int, ...]:
+    """The training iterations at which Ray's ASHAScheduler (one bracket) decides.
+
+    Ray's formula: rungs at grace_period * reduction_factor**k for
+    k < int(log(max_t / grace_period) / log(reduction_factor) + 1).
+    """
+    if grace_period >= max_t:
+        return (grace_period,)
+    count = int(math.log(max_t / grace_period) / math.log(reduction_factor) + 1)
+    return tuple(int(grace_period * reduction_factor**k) for k in range(count))
 
 
 def _restore(checkpoint: Any, workdir: Path) -> tuple[str | None, str | None, float | None]:
