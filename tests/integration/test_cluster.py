@@ -278,19 +278,20 @@ def test_node_killed_mid_sweep_its_trial_is_retried_on_the_survivor_and_sweep_co
     assert f"retry     {victim['trial_id']}" in out, out[-4000:]
 
     children = _assert_every_trial_is_one_finished_child_run(stack, "node-kill", trials=4)
-    # Once the node is gone, every result comes from the head; the victim's among them:
-    # continued from its checkpoint (not from epoch 0) to its end, in the same child run.
+    # Once the node is gone, every result comes from the head.
     node_of_pid = stack.cluster.node_of_pid()
     after = [r for r in stack.trial_results("node-kill") if r["timestamp"] >= killed_at + 2]
     assert after and {node_of_pid[r["pid"]] for r in after} == {head}
-    resumed = [r for r in after if r["trial_id"] == victim["trial_id"]]
-    assert resumed and resumed[-1].get("rnnlab_done"), resumed
-    assert resumed[-1]["rnnlab_outcome"] == "completed"
-    epochs = [r["epoch"] for r in resumed if not r.get("rnnlab_done")]
-    assert epochs and min(epochs) >= 1, epochs
+    # The victim finished on the head, in the same child run, continuing from its checkpoint:
+    # each epoch's validation loss logged exactly once (a restart from epoch 0 would log
+    # epochs 0 and 1 twice). Read from MLflow: Tune's result files lag behind under load.
     run = next(c for c in children if c.info.run_id == victim["rnnlab_run_id"])
+    assert run.data.tags["rnnlab.outcome"] == "completed"
+    assert run.data.tags["rnnlab.node_id"] == head
     history = MlflowClient(stack.uri).get_metric_history(run.info.run_id, "val/loss")
-    assert {m.step for m in history} == {0, 1, 2, 3}
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]
+    resumed = [r for r in after if r["trial_id"] == victim["trial_id"] and not r.get("rnnlab_done")]
+    assert all(r["epoch"] >= 1 for r in resumed), resumed
     print(f"node-kill sweep: {time.monotonic() - t0:.0f} s")
 
 
