@@ -34,3 +34,30 @@ def test_decay_start_holds_the_rate_then_decays_every_step() -> None:
         lr_schedule={"name": "step", "step_size": 1, "gamma": 0.5, "decay_start": 4},
     )
     assert _rates(train, 7) == pytest.approx([1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125])
+
+
+def test_the_logged_lr_is_the_rate_each_epoch_trained_at(tmp_path) -> None:
+    from rnnlab.cli import load_run_config
+    from rnnlab.training.fit import fit
+
+    cfg = load_run_config(
+        "train",
+        [
+            "task=adding",
+            "task.seq_len=10",
+            "task.train_size=64",
+            "task.val_size=32",
+            "task.test_size=32",
+            "model.hidden_size=8",
+            "train.optimizer=sgd",
+            "train.lr=1.0",
+            "train.max_epochs=3",
+            "train.early_stopping.enabled=false",
+            "train.keep_checkpoints=none",
+            "train.lr_schedule.name=step",
+            "train.lr_schedule.step_size=1",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+    )
+    result = fit(cfg, run_test=False)
+    assert [h["lr"] for h in result.history] == pytest.approx([1.0, 0.5, 0.25])

@@ -133,6 +133,9 @@ class SequenceModule(pl.LightningModule):
 
     # --- epoch bookkeeping -------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
+        # The rate this epoch trains at: by validation's end Lightning has already stepped
+        # an epoch-interval scheduler, so reading it then would log the next epoch's rate.
+        self._epoch_lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
         self.train_metrics.reset()
         self._grad_norms.clear()
         self._clipped.clear()
@@ -158,7 +161,9 @@ class SequenceModule(pl.LightningModule):
             return
         metrics = {**self.train_metrics.compute("train"), **self.val_metrics.compute("val")}
         metrics.update(self._gradient_summary())
-        metrics["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        metrics["lr"] = getattr(
+            self, "_epoch_lr", float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        )
         metrics["epoch"] = float(self.current_epoch)
         self.epoch_metrics = metrics
         self.history.append(metrics)
