@@ -793,6 +793,10 @@ def print_profile(title: str, profile: cProfile.Profile | None, lines: int) -> N
         # Drop pstats' preamble up to the column header.
         body = body[body.find("   ncalls") :] if "   ncalls" in body else body
         print(f"\n-- {title}, by {key} time\n{body.rstrip()}")
+    if os.environ.get("RNNLAB_PROFILE_CALLERS"):
+        pstats.Stats(profile).strip_dirs().sort_stats("tottime").print_callers(
+            os.environ["RNNLAB_PROFILE_CALLERS"]
+        )
 
 
 def profile_way(way: str, problem: Problem, work: Workload, args: argparse.Namespace, store: Path):
