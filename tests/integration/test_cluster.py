@@ -282,14 +282,16 @@ def test_node_killed_mid_sweep_its_trial_is_retried_on_the_survivor_and_sweep_co
     node_of_pid = stack.cluster.node_of_pid()
     after = [r for r in stack.trial_results("node-kill") if r["timestamp"] >= killed_at + 2]
     assert after and {node_of_pid[r["pid"]] for r in after} == {head}
-    # The victim finished on the head, in the same child run, continuing from its checkpoint:
-    # each epoch's validation loss logged exactly once (a restart from epoch 0 would log
-    # epochs 0 and 1 twice). Read from MLflow: Tune's result files lag behind under load.
+    # The victim finished on the head, in the same child run, continuing from a checkpoint:
+    # epoch 0 logged once (a restart from scratch would log it twice). The epoch in flight
+    # when the node died may be logged twice: its metrics reach MLflow before its
+    # checkpoint reaches Tune. Read from MLflow: Tune's result files lag behind under load.
     run = next(c for c in children if c.info.run_id == victim["rnnlab_run_id"])
     assert run.data.tags["rnnlab.outcome"] == "completed"
     assert run.data.tags["rnnlab.node_id"] == head
     history = MlflowClient(stack.uri).get_metric_history(run.info.run_id, "val/loss")
-    assert sorted(m.step for m in history) == [0, 1, 2, 3]
+    steps = sorted(m.step for m in history)
+    assert set(steps) == {0, 1, 2, 3} and steps.count(0) == 1, steps
     resumed = [r for r in after if r["trial_id"] == victim["trial_id"] and not r.get("rnnlab_done")]
     assert all(r["epoch"] >= 1 for r in resumed), resumed
     print(f"node-kill sweep: {time.monotonic() - t0:.0f} s")

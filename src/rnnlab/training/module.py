@@ -62,6 +62,7 @@ class SequenceModule(pl.LightningModule):
         self.last_grad_norm: float | None = None
         self.history: list[dict[str, float]] = []
         self.epoch_metrics: dict[str, float] = {}
+        self._epoch_lr: float | None = None  # the rate of the epoch in progress
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         return self.net(inputs, lengths).predictions
@@ -135,7 +136,8 @@ class SequenceModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # The rate this epoch trains at: by validation's end Lightning has already stepped
         # an epoch-interval scheduler, so reading it then would log the next epoch's rate.
-        self._epoch_lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        if self._trainer is not None and self.trainer.optimizers:
+            self._epoch_lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
         self.train_metrics.reset()
         self._grad_norms.clear()
         self._clipped.clear()
@@ -161,8 +163,10 @@ class SequenceModule(pl.LightningModule):
             return
         metrics = {**self.train_metrics.compute("train"), **self.val_metrics.compute("val")}
         metrics.update(self._gradient_summary())
-        metrics["lr"] = getattr(
-            self, "_epoch_lr", float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        metrics["lr"] = (
+            self._epoch_lr
+            if self._epoch_lr is not None
+            else float(self.trainer.optimizers[0].param_groups[0]["lr"])
         )
         metrics["epoch"] = float(self.current_epoch)
         self.epoch_metrics = metrics
