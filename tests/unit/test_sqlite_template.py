@@ -61,3 +61,13 @@ def test_a_store_for_an_artifact_serving_server_points_experiment_0_at_it(cache,
             "SELECT artifact_location FROM experiments WHERE experiment_id = 0"
         ).fetchone()
     assert location == "mlflow-artifacts:/0"
+
+
+def test_an_unusable_cache_leaves_the_store_to_mlflow_and_nothing_behind(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("RNNLAB_CACHE_DIR", str(blocker / "processed"))
+    work = tmp_path / "work"
+    work.mkdir()
+    assert ensure_sqlite_store(f"sqlite:///{work / 'mlflow.db'}") is False
+    assert list(work.iterdir()) == []

@@ -45,16 +45,17 @@ def ensure_sqlite_store(uri: str, artifact_root: str | None = None) -> bool:
 
     `artifact_root`: the default artifact root of whatever will open the store (MLflow's
     client: ./mlruns of the working directory; a server serving artifacts:
-    `mlflow-artifacts:/`). Returns whether a store was created. Safe when several processes race: the copy is
-    linked into place only if nothing is there yet.
+    `mlflow-artifacts:/`). Returns whether a store was created. Safe when several processes
+    race: the copy is linked into place only if nothing is there yet. Never raises.
     """
     if not uri.startswith("sqlite:///"):
         return False
     target = Path(uri[len("sqlite:///") :])
     if target.exists() or not target.parent.is_dir():
         return False
-    template = _template_path()
+    staged: Path | None = None
     try:
+        template = _template_path()
         if not template.exists():
             _build_template(template)
         with tempfile.NamedTemporaryFile(
@@ -63,14 +64,14 @@ def ensure_sqlite_store(uri: str, artifact_root: str | None = None) -> bool:
             staged = Path(tmp.name)
         shutil.copyfile(template, staged)
         _point_default_experiment_at(staged, artifact_root)
-        try:
-            os.link(staged, target)
-        except FileExistsError:
-            return False
-        finally:
+        os.link(staged, target)  # FileExistsError: another process created it first
+    except Exception:
+        # Lost the race, no cache, no hard links, or a template MLflow will not build here:
+        # MLflow opens or creates the store itself, as it always did, only more slowly.
+        return False
+    finally:
+        if staged is not None:
             staged.unlink(missing_ok=True)
-    except OSError:
-        return False  # no cache or no hard links: MLflow creates the store itself, slowly
     return True
 
 
