@@ -3,6 +3,7 @@
 - `run_cli`: run the real `rnnlab` command in a folder of the test's choosing, as a user would.
 - `mlflow_store`: an `MlflowClient` on `sqlite:///<folder>/mlflow.db`, plus small look-ups.
 - `tiny`: overrides that keep a CLI training run to a few seconds.
+- `train_in_process(folder, *overrides)`: a tracked run without the CLI, in its own store.
 
 Add a fixture here only when two or more test modules need it; keep each one documented.
 """
@@ -61,6 +62,19 @@ def cli_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
+
+
+def train_in_process(folder: Path, *overrides: str) -> tuple[Any, str]:
+    """`train_tracked` on `rnnlab train` overrides, in `folder`'s own SQLite store.
+
+    The CLI's start-up cost left out, for tests about what a run records rather than about
+    the command. Returns the TrackedResult and the store's URI.
+    """
+    from rnnlab.cli import load_run_config
+    from rnnlab.training.tracked import train_tracked
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return train_tracked(load_run_config("train", [*overrides, f"tracking.uri={uri}"])), uri
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,14 @@ def _register_experiments(config_name: str) -> None:
         cs.store(group="experiment", name=path.stem, node=node, package="_global_")
 
 
+def _experiment_name(overrides: list[str]) -> str | None:
+    """NAME of an `experiment=NAME` override, or None (none given, or `experiment=null`)."""
+    name = next(
+        (o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("experiment=")), None
+    )
+    return name if name and name.lower() != "null" else None
+
+
 def _experiment_choices(config_name: str, overrides: list[str]) -> list[str]:
     """The experiment's group choices as command-line overrides, unless the user chose.
 
@@ -79,10 +87,8 @@ def _experiment_choices(config_name: str, overrides: list[str]) -> list[str]:
     experiment=NAME` would silently lose the experiment's task and search; command-line
     overrides beat both, and the user's own choices on the command line still win.
     """
-    name = next(
-        (o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("experiment=")), None
-    )
-    if not name or name.lower() == "null":
+    name = _experiment_name(overrides)
+    if name is None:
         return []
     path = experiments_dir() / f"{name}.yaml"
     if not path.is_file():
@@ -144,10 +150,8 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(resolved, dict)
-    experiment = next(
-        (o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("experiment=")), None
-    )
-    if experiment and experiment.lower() != "null":
+    experiment = _experiment_name(overrides)
+    if experiment is not None:
         resolved["experiment_name"] = experiment
     return resolved
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from tests.conftest import train_in_process
 
 # A run of 5000 short epochs: far longer than its 3 s budget, with an epoch well inside it.
 LONG_RUN = [
@@ -26,17 +27,13 @@ def budget_run(tmp_path_factory):
     """`train.time_budget=3 train.keep_checkpoints=best` on LONG_RUN, in its own store."""
     from mlflow.tracking import MlflowClient
 
-    from rnnlab.cli import load_run_config
-    from rnnlab.training.tracked import train_tracked
-
-    folder = tmp_path_factory.mktemp("budget_run")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    cfg = load_run_config(
-        "train",
-        [*LONG_RUN, "train.time_budget=3", "train.keep_checkpoints=best", f"tracking.uri={uri}"],
-    )
     started = time.monotonic()
-    result = train_tracked(cfg)
+    result, uri = train_in_process(
+        tmp_path_factory.mktemp("budget_run"),
+        *LONG_RUN,
+        "train.time_budget=3",
+        "train.keep_checkpoints=best",
+    )
     elapsed = time.monotonic() - started
     client = MlflowClient(tracking_uri=uri)
     return result, elapsed, client, client.get_run(result.run.run_id)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import train_in_process
 
 from rnnlab.config import ConfigError
 from rnnlab.evaluation import evaluate_run
@@ -22,15 +23,6 @@ def _eval_wired() -> bool:
         for action in _parser()._actions
         if isinstance(action, argparse._SubParsersAction)
     )
-
-
-def train_in_process(folder: Path, *overrides: str):
-    """A tracked run without the CLI's start-up cost, in `folder`'s store."""
-    from rnnlab.cli import load_run_config
-    from rnnlab.training.tracked import train_tracked
-
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    return train_tracked(load_run_config("train", [*overrides, f"tracking.uri={uri}"])), uri
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import train_in_process
 
 
 @pytest.fixture(scope="module")
@@ -13,26 +14,17 @@ def adding_with_lengths(tmp_path_factory):
     """A short adding run at T=20 tested at T=10, 20 and 40, tracked in its own store."""
     from mlflow.tracking import MlflowClient
 
-    from rnnlab.cli import load_run_config
-    from rnnlab.training.tracked import train_tracked
-
-    folder = tmp_path_factory.mktemp("lengths")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    cfg = load_run_config(
-        "train",
-        [
-            "task=adding",
-            "task.seq_len=20",
-            "task.train_size=128",
-            "task.val_size=32",
-            "task.test_size=32",
-            "model.hidden_size=8",
-            "train.max_epochs=1",
-            "task.eval_lengths=[40,10]",
-            f"tracking.uri={uri}",
-        ],
+    result, uri = train_in_process(
+        tmp_path_factory.mktemp("lengths"),
+        "task=adding",
+        "task.seq_len=20",
+        "task.train_size=128",
+        "task.val_size=32",
+        "task.test_size=32",
+        "model.hidden_size=8",
+        "train.max_epochs=1",
+        "task.eval_lengths=[40,10]",
     )
-    result = train_tracked(cfg)
     return result, MlflowClient(tracking_uri=uri)
 
 

@@ -271,15 +271,21 @@ class DiagnosticPlots(Callback):
         )
         return [p for p in out if p is not None]
 
-    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _draw_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[Path]:
+        """Draw the plots so far and log them to the run; rank 0 only, never after the end."""
         if not trainer.is_global_zero or self.written:
-            return
+            return []
         with tempfile.TemporaryDirectory(prefix="rnnlab-plots-") as tmp:
             folder = self.out_dir or Path(tmp)
             folder.mkdir(parents=True, exist_ok=True)
             paths = self.draw(pl_module, folder)
             for path in paths:
                 log_artifact(trainer, path, ARTIFACT_DIR)
+        return paths
+
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        paths = self._draw_and_log(trainer, pl_module)
+        if paths:
             self.written = [p.name for p in paths]
 
     def snapshot(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -289,11 +295,7 @@ class DiagnosticPlots(Callback):
         ends a stopped trial's worker without waiting for the fit to unwind, so plots drawn
         only at the end would be lost for pruned trials.
         """
-        if not trainer.is_global_zero or self.written:
-            return
-        with tempfile.TemporaryDirectory(prefix="rnnlab-plots-") as tmp:
-            for path in self.draw(pl_module, Path(tmp)):
-                log_artifact(trainer, path, ARTIFACT_DIR)
+        self._draw_and_log(trainer, pl_module)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module)
