@@ -73,6 +73,13 @@ class TaskConfigBase(_Strict):
     name: str
     target_: str | None = Field(default=None, alias="_target_")
 
+    def check_inputs(self) -> None:
+        """Raise ConfigError (one line) if the task's inputs (e.g. user files) are unusable.
+
+        Called before any run or folder exists, and on a config alone so that no DataModule,
+        hence no torch, has to be imported for it: cheap checks only. Nothing to check here.
+        """
+
 
 class ClipConfig(_Strict):
     mode: Literal["norm", "value", "none"] = "norm"
@@ -291,7 +298,7 @@ def one_line_error(
 
 def validate_run_config(raw: dict[str, Any]) -> RunConfig:
     """Check a composed config dict against every schema; raise ConfigError (one line)."""
-    from rnnlab.registry import task_config_class  # late: the task registry imports data modules
+    from rnnlab.registry import task_config_class  # late: the task schemas import this module
 
     raw = dict(raw)
     task_raw = dict(raw.get("task") or {})

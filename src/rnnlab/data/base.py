@@ -71,8 +71,11 @@ class SequenceDataModule(pl.LightningDataModule):
     def check(cls, cfg: TaskConfigBase) -> None:
         """Raise ConfigError (one line) if the task's inputs (e.g. user files) are unusable.
 
-        Called by the CLI before any run or folder exists; cheap checks only.
+        Called by the CLI before any run or folder exists; cheap checks only. By default the
+        config checks itself (`TaskConfigBase.check_inputs`), which the built-in tasks do
+        without torch; a user's task may override either.
         """
+        cfg.check_inputs()
 
     def describe(self) -> dict[str, Any]:
         """Extra facts worth logging as params (dataset sizes, vocabulary size)."""

@@ -8,44 +8,20 @@ the same kind of task in seconds on a CPU and need no download.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
-from pydantic import Field, model_validator
 from torch.utils.data import DataLoader, TensorDataset
 
 from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import SequenceDataModule, TaskSpec
 from rnnlab.data.collate import PadCollate
-from rnnlab.data.image_sequences import check_image_eval_lengths, images_as_sequences
+from rnnlab.data.image_sequences import images_as_sequences
 from rnnlab.data.sampler import BucketBatchSampler, derive_seed
-from rnnlab.registry import register_task
+from rnnlab.data.task_configs import DigitsConfig, check_image_eval_lengths
 
 IMAGE_SIDE = 8
 NUM_CLASSES = 10
-
-
-class DigitsConfig(TaskConfigBase):
-    name: str = "digits"
-    # rows: 8 steps of 8 pixels; pixels: 64 steps of 1 pixel (the harder, sequential-MNIST way).
-    order: Literal["rows", "pixels"] = "rows"
-    # A fixed random permutation of the 64 pixels, from the seed (permuted MNIST, Le et al. 2015).
-    permute: bool = False
-    val_fraction: float = Field(default=0.15, ge=0.01, lt=1.0)
-    test_fraction: float = Field(default=0.15, ge=0.01, lt=1.0)
-    # Extra test lengths (steps) for length generalisation: the test images resized so that
-    # reading them takes that many steps (rows: any height; pixels: squares, e.g. 100 = 10x10).
-    eval_lengths: list[int] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> DigitsConfig:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError(
-                f"task.val_fraction={self.val_fraction} + task.test_fraction="
-                f"{self.test_fraction} must be < 0.9 to leave data to train on"
-            )
-        check_image_eval_lengths(self.eval_lengths, self.order, self.permute)
-        return self
 
 
 def pixel_permutation(seed: int) -> torch.Tensor:
@@ -54,7 +30,6 @@ def pixel_permutation(seed: int) -> torch.Tensor:
     return torch.randperm(IMAGE_SIDE * IMAGE_SIDE, generator=gen)
 
 
-@register_task("digits")
 class DigitsDataModule(SequenceDataModule):
     """Classify an 8x8 digit from its rows or pixels read in sequence."""
 
@@ -77,9 +52,9 @@ class DigitsDataModule(SequenceDataModule):
             input_kind="real",
             input_size=IMAGE_SIDE if self.cfg.order == "rows" else 1,
             output_size=NUM_CLASSES,
-            metrics=("accuracy",),
-            monitor="val/accuracy",
-            monitor_mode="max",
+            metrics=DigitsConfig.scoring.metrics,
+            monitor=DigitsConfig.scoring.monitor,
+            monitor_mode=DigitsConfig.scoring.monitor_mode,
             # The classes are balanced (174-183 images each): chance is about 1 in 10.
             baselines={"accuracy": 0.1, "cross_entropy": round(math.log(NUM_CLASSES), 4)},
         )
@@ -87,8 +62,8 @@ class DigitsDataModule(SequenceDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
             return
-        # Imported here: scikit-learn costs about a second to import, and `rnnlab --help`
-        # imports every task module to list them.
+        # Imported here: scikit-learn costs about a second to import, and describing or
+        # checking the task does not need it.
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 

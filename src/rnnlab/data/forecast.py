@@ -14,93 +14,27 @@ MASE are the task's baselines.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torchmetrics
-from pydantic import Field, model_validator
 from torch.utils.data import DataLoader, TensorDataset
 
 from rnnlab.config import ConfigError, TaskConfigBase
+from rnnlab.data import user_files
 from rnnlab.data.base import SequenceDataModule, TaskSpec
 from rnnlab.data.collate import PadCollate
 from rnnlab.data.fetch import STATSMODELS_SERIES
 from rnnlab.data.sampler import BucketBatchSampler
-from rnnlab.data.user_files import csv_rows, read_text, require_file
-from rnnlab.data.variable_length import SPLITS
-from rnnlab.registry import register_task
-
-# series → (context, horizon, season) when the config leaves them null.
-SERIES_DEFAULTS = {
-    "sunspots": (33, 11, 11),  # yearly; the solar cycle is about 11 years
-    "co2": (104, 52, 52),  # weekly; the seasonal cycle is one year
-}
-
-
-class ForecastBaseConfig(TaskConfigBase):
-    context: int | None = Field(default=None, ge=1)  # past steps the net reads
-    horizon: int | None = Field(default=None, ge=1)  # future steps it predicts at once
-    season: int | None = Field(default=None, ge=1)  # period of the seasonal-naive baseline
-    stride: int = Field(default=1, ge=1)  # steps between consecutive window origins
-    val_fraction: float = Field(default=0.15, ge=0.01, lt=1.0)
-    test_fraction: float = Field(default=0.15, ge=0.01, lt=1.0)
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> ForecastBaseConfig:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError(
-                f"task.val_fraction={self.val_fraction} + task.test_fraction="
-                f"{self.test_fraction} must be < 0.9 to leave data to train on"
-            )
-        return self
-
-    def sizes(self) -> tuple[int, int, int]:
-        """(context, horizon, season) with the defaults filled in."""
-        raise NotImplementedError
-
-
-class ForecastConfig(ForecastBaseConfig):
-    name: str = "forecast"
-    series: Literal["sunspots", "co2"] = "sunspots"
-
-    def sizes(self) -> tuple[int, int, int]:
-        context, horizon, season = SERIES_DEFAULTS[self.series]
-        return (self.context or context, self.horizon or horizon, self.season or season)
-
-
-class CsvSeriesConfig(ForecastBaseConfig):
-    name: str = "csv_series"
-    path: str | None = None  # CSV file with a header row
-    column: str | None = None  # the column to forecast; null: the file's only column
-
-    def sizes(self) -> tuple[int, int, int]:
-        return (self.context or 24, self.horizon or 1, self.season or 1)
-
-
-@dataclass(frozen=True)
-class Boundaries:
-    """Split ends in time order: train is [0, train_end), val [train_end, val_end), test after."""
-
-    train_end: int
-    val_end: int
-    total: int
-
-    @classmethod
-    def of(cls, total: int, val_fraction: float, test_fraction: float) -> Boundaries:
-        n_test = max(1, round(total * test_fraction))
-        n_val = max(1, round(total * val_fraction))
-        return cls(total - n_val - n_test, total - n_test, total)
-
-    def origins(self, split: str, context: int, horizon: int, stride: int) -> range:
-        """First target index of every window whose targets lie inside `split`."""
-        lo, hi = {
-            "train": (0, self.train_end),
-            "val": (self.train_end, self.val_end),
-            "test": (self.val_end, self.total),
-        }[split]
-        return range(max(lo, context), hi - horizon + 1, stride)
+from rnnlab.data.splits import SPLITS, Boundaries
+from rnnlab.data.task_configs import SERIES_DEFAULTS as SERIES_DEFAULTS  # still importable here
+from rnnlab.data.task_configs import (
+    CsvSeriesConfig,
+    ForecastBaseConfig,
+    ForecastConfig,
+    check_length,
+)
 
 
 def windows(
@@ -145,48 +79,7 @@ def read_statsmodels_series(series: str) -> torch.Tensor:
 
 def read_csv_series(cfg: CsvSeriesConfig) -> torch.Tensor:
     """The user's column as floats; ConfigError (one line) for any problem with the file."""
-    path = require_file(cfg.path, "path", "a CSV file with a row per time step", "data/series.csv")
-    column = cfg.column
-    if column is None:
-        header = read_text(path, "path").splitlines()[0].split(",")
-        if len(header) != 1:
-            raise ConfigError(
-                f"task.column is required: {str(path)!r} has {len(header)} columns "
-                f"({', '.join(h.strip() for h in header)}); e.g. task.column={header[-1].strip()}"
-            )
-        column = header[0].strip()
-    values = []
-    previous = 1  # the header
-    for line, row in csv_rows(path, "path", [column]):
-        if line > previous + 1:  # the csv module skips blank lines: a gap in time
-            raise ConfigError(
-                f"task.path={str(path)!r}: line {previous + 1} is blank (a missing value?); "
-                "fill it in or delete the line"
-            )
-        previous = line
-        text = row[column].strip()
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise ConfigError(
-                f"task.path={str(path)!r}: line {line}: {text!r} in column {column!r} "
-                "is not a number"
-            )
-        values.append(value)
-    return torch.tensor(values, dtype=torch.float32)
-
-
-def check_length(total: int, cfg: ForecastBaseConfig, where: str) -> None:
-    context, horizon, _ = cfg.sizes()
-    bounds = Boundaries.of(total, cfg.val_fraction, cfg.test_fraction)
-    for split in SPLITS:
-        if len(bounds.origins(split, context, horizon, cfg.stride)) == 0:
-            raise ConfigError(
-                f"{where}: {total} values leave no {split} window of task.context={context} + "
-                f"task.horizon={horizon} steps; use a longer series or smaller windows"
-            )
+    return torch.tensor(user_files.read_csv_series(cfg), dtype=torch.float32)
 
 
 class MeanAbsoluteScaledError(torchmetrics.MeanAbsoluteError):
@@ -285,9 +178,9 @@ class ForecastDataModule(SequenceDataModule):
             input_kind="real",
             input_size=1,
             output_size=self.cfg.sizes()[1],
-            metrics=("mse", "mae", "mase"),
-            monitor="val/mase",
-            monitor_mode="min",
+            metrics=self.cfg.scoring.metrics,
+            monitor=self.cfg.scoring.monitor,
+            monitor_mode=self.cfg.scoring.monitor_mode,
             # The seasonal-naive forecast on the test windows (standardised units).
             baselines=dict(self._baselines),
             mase_scale=self._scale,
@@ -315,34 +208,21 @@ class ForecastDataModule(SequenceDataModule):
         return {**self._facts, **sizes}
 
 
-@register_task("forecast")
 class StatsmodelsForecastDataModule(ForecastDataModule):
     """Forecast sunspots (yearly) or Mauna Loa CO2 (weekly) from statsmodels' datasets."""
 
     Config: ClassVar[type[TaskConfigBase]] = ForecastConfig
     cfg: ForecastConfig
 
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        assert isinstance(cfg, ForecastConfig)
-        STATSMODELS_SERIES[cfg.series].path()
-
     def read_series(self) -> torch.Tensor:
         return read_statsmodels_series(self.cfg.series)
 
 
-@register_task("csv_series")
 class CsvSeriesDataModule(ForecastDataModule):
     """Bring your own series: one numeric column of a CSV file, one row per time step."""
 
     Config: ClassVar[type[TaskConfigBase]] = CsvSeriesConfig
     cfg: CsvSeriesConfig
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        assert isinstance(cfg, CsvSeriesConfig)
-        series = read_csv_series(cfg)
-        check_length(len(series), cfg, f"task.path={cfg.path!r}")
 
     def read_series(self) -> torch.Tensor:
         return read_csv_series(self.cfg)

@@ -11,32 +11,12 @@ tasks have no other lengths.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-
-def check_image_eval_lengths(lengths: Sequence[int], order: str, permute: bool) -> list[int]:
-    """`lengths` if every one can be read from a resized image, else ValueError saying why."""
-    if not lengths:
-        return list(lengths)
-    if permute:
-        raise ValueError(
-            "task.eval_lengths needs task.permute=false: a pixel permutation is defined for "
-            "one image size only"
-        )
-    too_short = [n for n in lengths if n < 2]
-    if too_short:
-        raise ValueError(f"task.eval_lengths must all be >= 2 steps; got {too_short}")
-    if order == "pixels":
-        not_square = [n for n in lengths if math.isqrt(n) ** 2 != n]
-        if not_square:
-            raise ValueError(
-                f"task.eval_lengths {not_square} are not squares: read by pixels, a length is "
-                "side x side of the resized image (e.g. 36, 100, 144)"
-            )
-    return list(lengths)
+# Which lengths an image can be read at is checked while validating the config, without torch.
+from rnnlab.data.task_configs import check_image_eval_lengths as check_image_eval_lengths
 
 
 def images_as_sequences(images: torch.Tensor, order: str, steps: int) -> torch.Tensor:

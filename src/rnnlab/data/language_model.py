@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 from torch.utils.data import DataLoader, Dataset
 
 from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import SequenceBatch, SequenceDataModule, TaskSpec
 from rnnlab.data.cache import load_or_build
 from rnnlab.data.fetch import PTB
+from rnnlab.data.task_configs import LanguageModelConfig, PtbCharConfig, PtbWordConfig
 from rnnlab.data.variable_length import SPLITS, data_fields
 from rnnlab.data.vocab import UNK, Vocabulary
-from rnnlab.registry import register_task
 
 EOS = "<eos>"
 EOL = "\n"  # the character-level end of line
@@ -95,28 +94,6 @@ def whole_batch(batch: SequenceBatch) -> SequenceBatch:
     return batch
 
 
-class LanguageModelConfig(TaskConfigBase):
-    unit: ClassVar[Literal["word", "char"]] = "word"
-
-    bptt: int = Field(default=35, ge=1)  # steps per truncated-BPTT window
-    min_freq: int = Field(default=1, ge=1)  # rarer training tokens become <unk>
-    max_vocab: int | None = Field(default=None, ge=2)  # keep the most frequent, <unk> included
-    # Share the embedding and output matrices (Press & Wolf 2017; Inan et al. 2017); needs
-    # model.embedding_dim equal to model.hidden_size (the default) and a unidirectional net.
-    tied_embeddings: bool = False
-
-
-class PtbWordConfig(LanguageModelConfig):
-    unit: ClassVar[Literal["word", "char"]] = "word"
-    name: str = "ptb_word"
-
-
-class PtbCharConfig(LanguageModelConfig):
-    unit: ClassVar[Literal["word", "char"]] = "char"
-    name: str = "ptb_char"
-    bptt: int = Field(default=100, ge=1)
-
-
 def unigram_cross_entropy(train: torch.Tensor, test: torch.Tensor, vocab_size: int) -> float:
     """Nats per token of the add-one unigram model of `train` on `test`: the memoryless baseline."""
     counts = torch.bincount(train, minlength=vocab_size).double() + 1.0
@@ -135,10 +112,6 @@ class LanguageModelDataModule(SequenceDataModule):
         self._streams: dict[str, torch.Tensor] = {}
         self._vocab: Vocabulary | None = None
         self._spec: TaskSpec | None = None
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        PTB.path()
 
     def _build(self) -> dict[str, Any]:
         tokenize = word_stream if self.cfg.unit == "word" else char_stream
@@ -185,7 +158,8 @@ class LanguageModelDataModule(SequenceDataModule):
     def _make_spec(self) -> TaskSpec:
         size = len(self.vocab)
         nats = unigram_cross_entropy(self.stream("train"), self.stream("test"), size)
-        metric = "perplexity" if self.cfg.unit == "word" else "bpc"
+        scoring = self.cfg.scoring  # perplexity for words, bits per character for characters
+        metric = scoring.metrics[0]
         baseline = math.exp(nats) if metric == "perplexity" else nats / math.log(2.0)
         return TaskSpec(
             head="many_to_many",
@@ -193,9 +167,9 @@ class LanguageModelDataModule(SequenceDataModule):
             input_kind="tokens",
             input_size=size,
             output_size=size,
-            metrics=(metric,),
-            monitor=f"val/{metric}",
-            monitor_mode="min",
+            metrics=scoring.metrics,
+            monitor=scoring.monitor,
+            monitor_mode=scoring.monitor_mode,
             # A unigram model (no memory at all) scores this on the test split.
             baselines={metric: round(baseline, 4), "cross_entropy": round(nats, 4)},
             padding_idx=None,  # every window is full: nothing is padded
@@ -237,14 +211,12 @@ class LanguageModelDataModule(SequenceDataModule):
         return [self.vocab.save(folder / f"vocab_{self.cfg.unit}.json")]
 
 
-@register_task("ptb_word")
 class PtbWordDataModule(LanguageModelDataModule):
     """Word-level PTB language modelling, scored in perplexity."""
 
     Config: ClassVar[type[TaskConfigBase]] = PtbWordConfig
 
 
-@register_task("ptb_char")
 class PtbCharDataModule(LanguageModelDataModule):
     """Character-level PTB language modelling, scored in bits per character."""
 

