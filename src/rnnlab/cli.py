@@ -71,9 +71,9 @@ def check_ready(cfg) -> None:
 
     The tracking store was probed when the config was composed (`probe_composed`).
     """
-    from rnnlab.registry import task_class
+    from rnnlab.registry import check_task_inputs
 
-    task_class(cfg.task.model_dump(by_alias=True)).check(cfg.task)
+    check_task_inputs(cfg.task)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -274,7 +274,7 @@ def _score(cfg: RunConfig, checkpoint: Path, split: str, limit: Any, workdir: Pa
 
 def evaluate(run_id: str, overrides: list[str], tracking_uri: str) -> Evaluation:
     """Evaluate a run's checkpoint and log the metrics to the same run; see `evaluate_run`."""
-    from rnnlab.registry import task_class
+    from rnnlab.registry import check_task_inputs
     from rnnlab.tracking import runs
 
     settings, items = _parse(list(overrides))
@@ -305,9 +305,9 @@ def evaluate(run_id: str, overrides: list[str], tracking_uri: str) -> Evaluation
         if isinstance(tracking, dict):
             tracking["uri"] = uri  # a sweep trial logged through a loopback server long gone
         cfg = validate_run_config(raw)
+        check_task_inputs(cfg.task)  # before torch is imported, to refuse a bad input at once
         notes: list[str] = []
         cfg = _for_this_machine(cfg, notes)
-        task_class(cfg.task.model_dump(by_alias=True)).check(cfg.task)
         # The whole split unless asked otherwise: training's train.limit_batches was for speed.
         given = {key for key, _, _ in items}
         limit = cfg.train.limit_batches if "train.limit_batches" in given else None

@@ -125,7 +125,7 @@ def preflight(plan: SweepPlan) -> None:
 
     The tracking store was already probed by `build_plan` (before its slow validation).
     """
-    from rnnlab.registry import task_class
+    from rnnlab.registry import check_task_inputs
 
     exists = (plan.folder / "sweep.json").exists()
     if plan.settings.resume and not exists:
@@ -139,7 +139,7 @@ def preflight(plan: SweepPlan) -> None:
             f"`rnnlab sweep sweep.name={plan.name} sweep.resume=true` or choose another sweep.name"
         )
     cfg = plan.base_cfg
-    task_class(cfg.task.model_dump(by_alias=True)).check(cfg.task)
+    check_task_inputs(cfg.task)
     if cfg.hardware.name == "ray_cluster":
         from rnnlab.sweep.ray_runtime import cluster_address, prepare_to_join
 
