@@ -87,6 +87,22 @@ def test_plan_defaults_to_the_tasks_validation_metric_and_direction(tmp_path: Pa
     assert plan.name.startswith("adding-rnn+lstm-")  # <task>-<model>-<timestamp>
 
 
+@pytest.mark.parametrize(
+    ("task", "metric", "mode"),
+    [
+        ("copy", "val/loss", "min"),
+        ("digits", "val/accuracy", "max"),
+        ("ptb_char", "val/bpc", "min"),
+        ("csv_series", "val/mase", "min"),  # no task.path yet: the task cannot be built
+    ],
+)
+def test_plan_takes_a_builtin_tasks_metric_from_its_schema_without_building_the_task(
+    tmp_path: Path, task: str, metric: str, mode: str
+) -> None:
+    plan = build_plan([f"task={task}", "search=lr_clip"], cwd=tmp_path, probe=False)
+    assert (plan.metric, plan.mode) == (metric, mode)
+
+
 def test_building_a_plan_creates_nothing_in_the_working_directory(
     models_plan: SweepPlan, models_dir: Path
 ) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rnnlab.config import ConfigError, RunConfig, one_line_error, validate_run_config
+from rnnlab.registry import task_scoring
 from rnnlab.sweep.settings import SweepSettings
 from rnnlab.sweep.space import (
     GROUP_PREFIX,
@@ -141,20 +142,18 @@ def build_plan(overrides: list[str], cwd: Path | None = None, probe: bool = True
                     f"sweep.initial_points: {key}={value!r} is outside the search space ({param.describe()})"
                 )
 
-    # Imported late: it loads Lightning (seconds), which a bad sweep.* or search value need not wait for.
-    from rnnlab.training.fit import build_datamodule
-
-    spec = build_datamodule(base_cfg).spec
-    metric = settings.metric or spec.monitor
-    valid_metrics = {"val/loss", "train/loss", *(f"val/{m}" for m in spec.metrics)}
+    # A built-in task's scoring is known from its schema; a user's task is built to ask its spec.
+    scoring = task_scoring(base_cfg)
+    metric = settings.metric or scoring.monitor
+    valid_metrics = {"val/loss", "train/loss", *(f"val/{m}" for m in scoring.metrics)}
     if metric not in valid_metrics:
         raise ConfigError(
             f"sweep.metric={metric!r}: task {base_cfg.task.name} reports {', '.join(sorted(valid_metrics))}"
         )
     if settings.mode:
         mode = settings.mode
-    elif metric == spec.monitor:
-        mode = spec.monitor_mode
+    elif metric == scoring.monitor:
+        mode = scoring.monitor_mode
     else:
         mode = "max" if any(k in metric for k in ("accuracy", "f1")) else "min"
 
