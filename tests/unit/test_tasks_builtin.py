@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from rnnlab.config import ConfigError, validate_run_config
+from rnnlab import registry
+from rnnlab.cli import load_run_config
+from rnnlab.config import ConfigError, TaskConfigBase, validate_run_config
 from rnnlab.data import (
     AddingConfig,
     AddingDataModule,
@@ -19,6 +21,7 @@ from rnnlab.data import (
     copy_task,
 )
 from rnnlab.data.digits import pixel_permutation
+from rnnlab.data.task_configs import Scoring
 from rnnlab.registry import task_class
 
 
@@ -140,6 +143,46 @@ def test_registry_finds_the_builtin_tasks() -> None:
     assert task_class({"name": "adding"}) is AddingDataModule
     assert task_class({"name": "copy"}) is CopyDataModule
     assert task_class({"name": "digits"}) is DigitsDataModule
+
+
+@pytest.mark.parametrize("name", sorted(registry.BUILTIN_TASKS))
+def test_each_builtin_task_validates_with_the_schema_its_datamodule_is_built_from(
+    name: str,
+) -> None:
+    schema = registry.task_config_class({"name": name})
+    assert task_class({"name": name}).Config is schema
+    assert schema().name == name  # the name a run is tagged with is the one it was chosen by
+    assert isinstance(schema.scoring, Scoring)  # type: ignore[attr-defined]
+
+
+class _RefusingTask(AddingDataModule):
+    @classmethod
+    def check(cls, cfg: TaskConfigBase) -> None:
+        raise ConfigError(f"{cfg.name}: refused by the DataModule")
+
+
+def test_a_registered_task_is_known_and_checked_by_its_own_datamodule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_TASKS", {})
+    registry.register_task("refusing")(_RefusingTask)
+    assert "refusing" in registry.known_tasks() and "adding" in registry.known_tasks()
+    cfg = load_run_config("train", ["task.name=refusing"]).task
+    assert type(cfg) is AddingConfig  # the registered class's schema
+    with pytest.raises(ConfigError, match="refused by the DataModule"):
+        registry.check_task_inputs(cfg)
+    registry.check_task_inputs(AddingConfig())  # the built-in one is not asked
+
+
+def test_an_unknown_task_name_lists_the_builtin_and_registered_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_TASKS", {"mine": _RefusingTask})
+    with pytest.raises(ConfigError, match=r"task.name='nope': unknown task; valid tasks: .*"):
+        validate_run_config({"task": {"name": "nope"}})
+    with pytest.raises(KeyError) as err:
+        registry.task_config_class({"name": "nope"})
+    assert err.value.args[0].endswith(", ".join(sorted([*registry.BUILTIN_TASKS, "mine"])))
 
 
 # --- copy ---------------------------------------------------------------------------------
