@@ -35,8 +35,11 @@ sweep: install
 train: install
 	$(BIN)/rnnlab train
 
+# Two test processes (pytest-xdist), each taking whole files so a module's one Ray instance
+# stays in one process: most tests wait on single-threaded imports and subprocesses, and on
+# 2 cores two at a time cut the suite by about a third (docs/benchmarks.md, "Test suite").
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -1,0 +1,169 @@
+"""Sweeps whose processes are killed: a trial's worker, then the driver itself.
+
+Each test runs the real `rnnlab sweep` as a subprocess (it embeds its own Ray), kills a
+process mid-sweep and checks that nothing is lost or left running. Kept apart from
+test_sweep.py so the suite's two parallel workers (pytest-xdist, one file each) share the
+sweep tests evenly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _client(folder: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+
+
+def _children(client, experiment_id: str, sweep: str, role: str = "search"):
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`rnnlab.sweep` = '{sweep}' and tags.`rnnlab.role` = '{role}'",
+    )
+
+
+def _rnnlab() -> list[str]:
+    from tests.conftest import cli_environment, rnnlab_command
+
+    return rnnlab_command(), cli_environment()
+
+
+def _trial_results(folder: Path) -> list[dict]:
+    out = []
+    for path in folder.glob("rnnlab-sweeps/*/tune/*/result.json"):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+    return out
+
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(
+                f"sweep exited early with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+            )
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+SLOW_TRIALS = [
+    "task=adding",
+    "task.seq_len=20",
+    "task.train_size=1024",
+    "task.val_size=128",
+    "task.test_size=64",
+    "model.hidden_size=32",
+    "train.batch_size=16",
+    "train.max_epochs=4",
+    "train.early_stopping.enabled=false",
+    "sweep.scheduler=none",
+    "sweep.final_seeds=0",
+    "sweep.max_concurrent=2",
+]
+
+
+@pytest.mark.slow
+def test_trial_killed_with_sigkill_is_retried_from_checkpoint_and_sweep_completes(tmp_path):
+    cmd, env = _rnnlab()
+    proc = subprocess.Popen(
+        [*cmd, "sweep", *SLOW_TRIALS, "sweep.trials=3", "sweep.name=kill", "sweep.max_failures=2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = _wait_for(
+            lambda: next(
+                (
+                    r
+                    for r in _trial_results(tmp_path)
+                    if r.get("epoch", -1) >= 1 and not r.get("rnnlab_done")
+                ),
+                None,
+            ),
+            240,
+        )
+        os.kill(int(first["rnnlab_pid"]), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "retry" in out
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    children = _children(client, exp.experiment_id, "kill")
+    assert len(children) == 3
+    assert all(c.info.status != "RUNNING" for c in children)
+    killed = next(c for c in children if c.info.run_id == first["rnnlab_run_id"])
+    assert killed.data.tags["rnnlab.outcome"] == "completed"
+    # continued from its checkpoint: each epoch logged once, not restarted at epoch 0
+    steps = [m.step for m in client.get_metric_history(killed.info.run_id, "val/loss")]
+    assert sorted(steps) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_driver_killed_and_resumed_ends_with_exact_trials_and_nothing_running(tmp_path):
+    cmd, env = _rnnlab()
+    args = [*cmd, "sweep", *SLOW_TRIALS, "sweep.trials=4", "sweep.name=resume"]
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        _wait_for(lambda: any(r.get("rnnlab_done") for r in _trial_results(tmp_path)), 240, proc)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(3)  # Ray's reaper tears down the orphaned workers
+    state = json.loads((tmp_path / "rnnlab-sweeps/resume/sweep.json").read_text())
+    assert state["status"] == "running"  # the killed driver could not record anything
+
+    listed = subprocess.run(
+        [*cmd, "sweeps"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "interrupted" in listed.stdout
+
+    resumed = subprocess.run(
+        [*cmd, "sweep", "sweep.name=resume", "sweep.resume=true"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    children = _children(client, exp.experiment_id, "resume")
+    assert len(children) == 4, [c.data.tags.get("rnnlab.trial_id") for c in children]
+    assert all(c.info.status != "RUNNING" for c in client.search_runs([exp.experiment_id]))
+    import optuna
+
+    study = optuna.load_study(
+        study_name="resume", storage=f"sqlite:///{tmp_path / 'rnnlab-sweeps/resume/optuna.db'}"
+    )
+    assert len(study.trials) == 4
+    trial_ids = {c.data.tags["rnnlab.trial_id"] for c in children}
+    assert {t.user_attrs["run_id"] for t in study.trials} == {c.info.run_id for c in children}
+    assert len(trial_ids) == 4
