@@ -61,6 +61,7 @@ def _client(folder: Path):
     return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
 
 
+@pytest.mark.slow
 def test_four_trial_sweep_leaves_one_parent_and_four_children_with_sampled_params(
     tmp_path, monkeypatch, ray_local
 ):
@@ -109,6 +110,7 @@ def test_four_trial_sweep_leaves_one_parent_and_four_children_with_sampled_param
     assert state["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_diverging_trial_is_recorded_diverged_and_sweep_continues(tmp_path, monkeypatch, ray_local):
     _plan, summary = _sweep(
         tmp_path,
@@ -135,6 +137,7 @@ def test_diverging_trial_is_recorded_diverged_and_sweep_continues(tmp_path, monk
     assert summary.status == "finished"
 
 
+@pytest.mark.slow
 def test_group_search_over_models_runs_both_and_tests_each_arm(tmp_path, monkeypatch, ray_local):
     _plan, _summary = _sweep(
         tmp_path,
