@@ -166,6 +166,52 @@ def test_parameter_conditional_on_a_model_is_validated_only_against_that_model(
     assert "forget" in message
 
 
+# --- a group the user chose is not searched by the default study ---------------------------------
+
+
+def _cells(plan: SweepPlan) -> set[str]:
+    return {base["model"]["cell"] for base in plan.bases.values()}
+
+
+def test_a_model_chosen_on_the_command_line_is_the_model_the_default_study_sweeps(
+    tmp_path: Path,
+) -> None:
+    default = build_plan([], cwd=tmp_path)
+    assert default.space.groups == {"model": ("rnn", "lstm")}
+    plan = build_plan(["model=gru"], cwd=tmp_path)
+    assert "model" not in plan.space.groups
+    assert _cells(plan) == {"gru"}
+    assert plan.trial_config({"model.dropout": 0.1}).model.cell == "gru"
+    # the rest of the default study is still searched
+    assert {p.name for p in plan.space.params} == {p.name for p in default.space.params}
+
+
+def test_an_experiments_model_is_kept_when_it_names_no_search(tmp_path: Path) -> None:
+    plan = build_plan(["experiment=copy_gru"], cwd=tmp_path)
+    assert _cells(plan) == {"gru"}
+    assert plan.base_cfg.task.name == "copy"
+
+
+def test_a_parameter_conditioned_on_a_pinned_group_follows_the_chosen_option(
+    tmp_path: Path,
+) -> None:
+    bias = "+search.params.model.init.forget_bias={low: 0.0, high: 2.0, when: {group.model: lstm}}"
+    lstm = build_plan(["model=lstm", bias], cwd=tmp_path)
+    param = next(p for p in lstm.space.params if p.name == "model.init.forget_bias")
+    assert param.when == ()  # always active: the model is the LSTM
+    gru = build_plan(["model=gru", bias], cwd=tmp_path)
+    assert "model.init.forget_bias" not in {p.name for p in gru.space.params}
+
+
+def test_a_named_search_keeps_its_groups_and_refuses_a_model_it_does_not_compare(
+    tmp_path: Path,
+) -> None:
+    plan = build_plan(["search=rnn_vs_lstm", "model=lstm"], cwd=tmp_path)
+    assert set(plan.space.groups["model"]) == {"rnn", "lstm"}
+    message = _refusal(tmp_path, "search=rnn_vs_lstm", "model=gru")
+    assert "model=gru" in message and "search.groups.model=" in message
+
+
 # --- refusals that need the composed config ----------------------------------------------------
 
 

@@ -8,6 +8,7 @@ space fails in one line before Ray starts. Workers receive plain dicts and never
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,50 @@ def default_sweep_name(base: RunConfig, space: SearchSpace) -> str:
     return f"{base.task.name}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def pin_chosen_groups(space: SearchSpace, overrides: list[str]) -> SearchSpace:
+    """The default study without the groups the user (or their experiment) chose.
+
+    `rnnlab sweep model=gru` and `rnnlab sweep experiment=copy_gru` mean "study this GRU";
+    the default search's `groups.model: [rnn, lstm]` would otherwise replace the GRU with
+    the two models it compares. A search named on the command line or by the experiment
+    keeps its groups: it was picked to compare them. Parameters conditioned on a pinned
+    group stay only where the condition holds for the chosen option.
+    """
+    from rnnlab.composition import _experiment_choices
+
+    def group_choices(entries: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for entry in entries:
+            key, sep, value = entry.lstrip("+").partition("=")
+            if sep and "." not in key:
+                out.setdefault(key, value)
+        return out
+
+    by_user = group_choices(overrides)
+    chosen = {**group_choices(_experiment_choices("sweep", overrides)), **by_user}
+    if "search" in chosen:
+        for group, option in by_user.items():
+            if group in space.groups and option not in space.groups[group]:
+                raise ConfigError(
+                    f"{group}={option}: search {space.name} compares {group} "
+                    f"{', '.join(space.groups[group])}; drop {group}={option} or add it with "
+                    f"search.groups.{group}=[{','.join((*space.groups[group], option))}]"
+                )
+        return space
+    pinned = {g: chosen[g] for g in space.groups if g in chosen}
+    if not pinned:
+        return space
+    conditions = {GROUP_PREFIX + g: option for g, option in pinned.items()}
+    params = []
+    for param in space.params:
+        if any(conditions.get(k, v) != v for k, v in param.when):
+            continue  # conditioned on another option of a pinned group: never active
+        when = tuple((k, v) for k, v in param.when if k not in conditions)
+        params.append(dataclasses.replace(param, when=when))
+    groups = {g: opts for g, opts in space.groups.items() if g not in pinned}
+    return dataclasses.replace(space, params=tuple(params), groups=groups)
+
+
 def build_plan(overrides: list[str], cwd: Path | None = None, probe: bool = True) -> SweepPlan:
     from rnnlab.composition import absolute_paths, compose
 
@@ -94,7 +139,7 @@ def build_plan(overrides: list[str], cwd: Path | None = None, probe: bool = True
         raise ConfigError(
             "sweep.resume=true needs sweep.name=NAME; `rnnlab sweeps` lists the sweeps here"
         )
-    space = parse_search_space(search_raw)
+    space = pin_chosen_groups(parse_search_space(search_raw), overrides)
     _check_groups(space)
     if probe:
         # An unreachable server is refused in seconds, before the slower validation imports.
