@@ -214,6 +214,26 @@ def _say(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _wait_for_job_agent(cluster: Any, timeout: float = 120.0) -> None:
+    """Block until the head's dashboard agent has registered its address with the GCS.
+
+    Job submission goes through that agent; the head's job API looks its address up and gives
+    up after 10 s ("No available agent to submit job"). On a busy machine the agent registers
+    well after the nodes are up, so a test that submits at once would fail for that alone.
+    """
+    from ray._private.ray_constants import KV_NAMESPACE_DASHBOARD
+    from ray._raylet import GcsClient
+    from ray.dashboard.consts import DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX
+
+    client = GcsClient(address=cluster.gcs_address)
+    key = f"{DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX}{cluster.head_node.node_id}".encode()
+    deadline = time.monotonic() + timeout
+    while not client.internal_kv_get(key, KV_NAMESPACE_DASHBOARD, timeout=5):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the head's dashboard agent did not register within {timeout:g} s")
+        time.sleep(0.2)
+
+
 def main(root: str, dashboard_port: int = 0) -> None:
     from ray.cluster_utils import Cluster
 
@@ -238,6 +258,8 @@ def main(root: str, dashboard_port: int = 0) -> None:
     cluster = Cluster(initialize_head=True, head_node_args=head_args)
     worker = cluster.add_node(**node_args)
     cluster.wait_for_nodes()
+    if dashboard_port:
+        _wait_for_job_agent(cluster)
     _say(
         {
             "address": cluster.address,
