@@ -79,7 +79,7 @@ def _experiment_name(overrides: list[str]) -> str | None:
     return name if name and name.lower() != "null" else None
 
 
-def _experiment_choices(config_name: str, overrides: list[str]) -> list[str]:
+def experiment_choices(config_name: str, overrides: list[str]) -> list[str]:
     """The experiment's group choices as command-line overrides, unless the user chose.
 
     A root config's own `override` entries (sweep.yaml picks task adding_t100 and search
@@ -133,7 +133,7 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
 
     _check_group_choices(overrides, GROUPS)
     _register_experiments(config_name)
-    overrides = [*overrides, *_experiment_choices(config_name, overrides)]
+    overrides = [*overrides, *experiment_choices(config_name, overrides)]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(

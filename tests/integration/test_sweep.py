@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.integration._sweeps import store_client, sweep_runs
 
 from rnnlab.sweep.plan import build_plan
 from rnnlab.sweep.runner import preflight, run_sweep
@@ -48,19 +49,6 @@ def _sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str):
     return plan, run_sweep(plan)
 
 
-def _children(client, experiment_id: str, sweep: str, role: str = "search"):
-    return client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`rnnlab.sweep` = '{sweep}' and tags.`rnnlab.role` = '{role}'",
-    )
-
-
-def _client(folder: Path):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-
-
 @pytest.mark.slow
 def test_four_trial_sweep_leaves_one_parent_and_four_children_with_sampled_params(
     tmp_path, monkeypatch, ray_local
@@ -68,12 +56,12 @@ def test_four_trial_sweep_leaves_one_parent_and_four_children_with_sampled_param
     plan, summary = _sweep(
         tmp_path, monkeypatch, "sweep.trials=4", "sweep.name=four", "sweep.final_seeds=2"
     )
-    client = _client(tmp_path)
+    client = store_client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
     all_runs = client.search_runs([exp.experiment_id])
     parents = [r for r in all_runs if r.data.tags.get("rnnlab.role") == "sweep"]
     assert len(parents) == 1
-    children = _children(client, exp.experiment_id, "four")
+    children = sweep_runs(client, exp.experiment_id, "four")
     assert len(children) == 4
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
@@ -100,7 +88,7 @@ def test_four_trial_sweep_leaves_one_parent_and_four_children_with_sampled_param
     assert parent.data.metrics["final/seeds"] == 2
     assert "final/test_mse_mean" in parent.data.metrics
     assert "final/test_mse_std" in parent.data.metrics
-    assert len(_children(client, exp.experiment_id, "four", role="final")) == 2
+    assert len(sweep_runs(client, exp.experiment_id, "four", role="final")) == 2
     # the Optuna study survives the sweep, in agreement with Tune
     import optuna
 
@@ -124,9 +112,9 @@ def test_diverging_trial_is_recorded_diverged_and_sweep_continues(tmp_path, monk
         "sweep.name=div",
         "sweep.initial_points=[{train.lr: 90.0, train.clip.threshold: 100.0}]",
     )
-    client = _client(tmp_path)
+    client = store_client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
-    children = _children(client, exp.experiment_id, "div")
+    children = sweep_runs(client, exp.experiment_id, "div")
     outcomes = sorted(c.data.tags["rnnlab.outcome"] for c in children)
     assert len(children) == 3
     assert outcomes.count("diverged") >= 1, outcomes
@@ -150,9 +138,9 @@ def test_group_search_over_models_runs_both_and_tests_each_arm(tmp_path, monkeyp
         "sweep.name=groups",
         "sweep.test_trials=true",
     )
-    client = _client(tmp_path)
+    client = store_client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
-    children = _children(client, exp.experiment_id, "groups")
+    children = sweep_runs(client, exp.experiment_id, "groups")
     cells = sorted(c.data.params["model.cell"] for c in children)
     assert cells == ["lstm", "rnn"]
     # sweep.test_trials: a comparison of arms gets every arm's test metric, not only the best's.
@@ -173,9 +161,9 @@ def test_eight_concurrent_trials_lose_no_metric(tmp_path, monkeypatch, ray_local
         "train.early_stopping.enabled=false",
         "sweep.name=eight",
     )
-    client = _client(tmp_path)
+    client = store_client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
-    children = _children(client, exp.experiment_id, "eight")
+    children = sweep_runs(client, exp.experiment_id, "eight")
     assert len(children) == 8
     for child in children:
         if child.data.tags["rnnlab.outcome"] == "diverged":

@@ -17,19 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-
-def _client(folder: Path):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-
-
-def _children(client, experiment_id: str, sweep: str, role: str = "search"):
-    return client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`rnnlab.sweep` = '{sweep}' and tags.`rnnlab.role` = '{role}'",
-    )
+from tests.integration._sweeps import store_client, sweep_runs
 
 
 def _rnnlab() -> list[str]:
@@ -108,9 +96,9 @@ def test_trial_killed_with_sigkill_is_retried_from_checkpoint_and_sweep_complete
             proc.kill()
     assert proc.returncode == 0, out
     assert "retry" in out
-    client = _client(tmp_path)
+    client = store_client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
-    children = _children(client, exp.experiment_id, "kill")
+    children = sweep_runs(client, exp.experiment_id, "kill")
     assert len(children) == 3
     assert all(c.info.status != "RUNNING" for c in children)
     killed = next(c for c in children if c.info.run_id == first["rnnlab_run_id"])
@@ -153,9 +141,9 @@ def test_driver_killed_and_resumed_ends_with_exact_trials_and_nothing_running(tm
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    client = _client(tmp_path)
+    client = store_client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
-    children = _children(client, exp.experiment_id, "resume")
+    children = sweep_runs(client, exp.experiment_id, "resume")
     assert len(children) == 4, [c.data.tags.get("rnnlab.trial_id") for c in children]
     assert all(c.info.status != "RUNNING" for c in client.search_runs([exp.experiment_id]))
     import optuna

@@ -94,6 +94,15 @@ class CopyConfig(GeneratedTaskConfig):
     name: str = "copy"
 
 
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """ValueError unless the held-out shares leave at least 10% of the data to train on."""
+    if val_fraction + test_fraction >= 0.9:
+        raise ValueError(
+            f"task.val_fraction={val_fraction} + task.test_fraction="
+            f"{test_fraction} must be < 0.9 to leave data to train on"
+        )
+
+
 # --- images read as sequences: digits, pixel_mnist --------------------------------------------
 
 
@@ -135,11 +144,7 @@ class DigitsConfig(TaskConfigBase):
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DigitsConfig:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError(
-                f"task.val_fraction={self.val_fraction} + task.test_fraction="
-                f"{self.test_fraction} must be < 0.9 to leave data to train on"
-            )
+        check_fractions(self.val_fraction, self.test_fraction)
         check_image_eval_lengths(self.eval_lengths, self.order, self.permute)
         return self
 
@@ -160,11 +165,7 @@ class SplitFractionsConfig(VariableLengthConfig):
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> SplitFractionsConfig:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError(
-                f"task.val_fraction={self.val_fraction} + task.test_fraction="
-                f"{self.test_fraction} must be < 0.9 to leave data to train on"
-            )
+        check_fractions(self.val_fraction, self.test_fraction)
         return self
 
 
@@ -235,11 +236,7 @@ class ForecastBaseConfig(TaskConfigBase):
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> ForecastBaseConfig:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError(
-                f"task.val_fraction={self.val_fraction} + task.test_fraction="
-                f"{self.test_fraction} must be < 0.9 to leave data to train on"
-            )
+        check_fractions(self.val_fraction, self.test_fraction)
         return self
 
     def sizes(self) -> tuple[int, int, int]:

@@ -89,7 +89,7 @@ def pin_chosen_groups(space: SearchSpace, overrides: list[str]) -> SearchSpace:
     keeps its groups: it was picked to compare them. Parameters conditioned on a pinned
     group stay only where the condition holds for the chosen option.
     """
-    from rnnlab.composition import _experiment_choices
+    from rnnlab.composition import experiment_choices
 
     def group_choices(entries: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -100,7 +100,7 @@ def pin_chosen_groups(space: SearchSpace, overrides: list[str]) -> SearchSpace:
         return out
 
     by_user = group_choices(overrides)
-    chosen = {**group_choices(_experiment_choices("sweep", overrides)), **by_user}
+    chosen = {**group_choices(experiment_choices("sweep", overrides)), **by_user}
     if "search" in chosen:
         for group, option in by_user.items():
             if group in space.groups and option not in space.groups[group]:
