@@ -14,7 +14,7 @@ def store_client(folder: Path) -> Any:
 
 
 def sweep_runs(client: Any, experiment_id: str, sweep: str, role: str = "search") -> list[Any]:
-    """The runs of one sweep with one role: `search` (trials), `final` (seeds) or `sweep`."""
+    """The runs of one sweep with one role: `search` (trials), `final` (seeds), `sweep`, `lost`."""
     return client.search_runs(
         [experiment_id],
         filter_string=f"tags.`rnnlab.sweep` = '{sweep}' and tags.`rnnlab.role` = '{role}'",

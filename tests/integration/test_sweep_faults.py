@@ -155,3 +155,9 @@ def test_driver_killed_and_resumed_ends_with_exact_trials_and_nothing_running(tm
     trial_ids = {c.data.tags["rnnlab.trial_id"] for c in children}
     assert {t.user_attrs["run_id"] for t in study.trials} == {c.info.run_id for c in children}
     assert len(trial_ids) == 4
+    # A trial started in the killed driver's last seconds, after Tune last saved its state, is
+    # unknown to the resumed search, which ran another in its place: its run is kept, closed,
+    # and tagged lost, outside the study (whether this happens depends on the kill's timing).
+    lost = sweep_runs(client, exp.experiment_id, "resume", role="lost")
+    assert all(r.info.status != "RUNNING" for r in lost)
+    assert not {r.data.tags["rnnlab.trial_id"] for r in lost} & trial_ids

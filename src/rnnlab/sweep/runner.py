@@ -14,7 +14,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,6 +446,55 @@ def close_leftover_runs(uri: str, experiment_id: str, name: str, outcome: str) -
     return closed
 
 
+def lost_trial_ids(grid: Any, run_trial_ids: Iterable[str]) -> set[str]:
+    """The trial ids of child runs that none of Tune's trials in `grid` owns.
+
+    A trial is known by the `trial_id` Tune puts in every result, or, for a trial that never
+    reported, by its folder name, which contains its id. An empty grid knows nothing, so
+    it disowns nothing.
+    """
+    known: set[str] = set()
+    folders: list[str] = []
+    for result in grid:
+        tid = (result.metrics or {}).get("trial_id")
+        if tid:
+            known.add(str(tid))
+        if getattr(result, "path", None):
+            folders.append(Path(result.path).name)
+    if not known and not folders:
+        return set()
+    return {
+        tid
+        for tid in run_trial_ids
+        if tid and tid not in known and not any(tid in folder for folder in folders)
+    }
+
+
+def retire_lost_trial_runs(uri: str, experiment_id: str, name: str, grid: Any) -> int:
+    """Take child runs of trials Tune forgot out of the search; return how many.
+
+    Tune saves its experiment state at most every 10 s. When the driver is killed hard, a
+    trial started after the last save is unknown to the resumed search, which starts a new
+    trial in its place. The forgotten trial's run keeps what it logged, but is re-tagged
+    `rnnlab.role=lost` (and closed as stopped if still open), so a sweep's search children
+    are exactly the trials of its Optuna study.
+    """
+    from rnnlab.sweep.tracking import sweep_runs
+
+    children = sweep_runs(uri, experiment_id, name, role="search")
+    lost = lost_trial_ids(grid, [r.data.tags.get("rnnlab.trial_id", "") for r in children])
+    c = runs.client(uri)
+    retired = 0
+    for run in children:
+        if run.data.tags.get("rnnlab.trial_id", "") not in lost:
+            continue
+        c.set_tag(run.info.run_id, "rnnlab.role", "lost")
+        if run.info.status == "RUNNING" or run.data.tags.get(runs.OUTCOME_TAG) == "running":
+            runs.end_run(runs.RunHandle(uri, run.info.run_id, experiment_id), "stopped")
+        retired += 1
+    return retired
+
+
 def folder_size(folder: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(folder):
@@ -549,6 +598,7 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
             with _graceful_stop() as stop:
                 grid = _run_search(plan, uri, experiment_id, record.parent_run_id)
                 interrupted = stop.requested
+                retire_lost_trial_runs(uri, experiment_id, plan.name, grid)
                 study_path = export_study(plan, grid)
                 runs.log_artifact_file(parent_handle, study_path)
                 best, best_value = _best(plan, grid)
