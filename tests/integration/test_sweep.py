@@ -173,3 +173,36 @@ def test_eight_concurrent_trials_lose_no_metric(tmp_path, monkeypatch, ray_local
             assert sorted(steps) == [0, 1, 2], (key, steps)
     log = (plan.folder / "mlflow-server.log").read_text()
     assert "database is locked" not in log
+
+
+@pytest.mark.slow
+def test_a_tracking_server_that_never_starts_stops_the_sweep_with_its_error(
+    tmp_path, monkeypatch, ray_local
+):
+    """Trials start while the loopback server boots; if it dies, the search stops and says so."""
+    import sys
+    import time
+
+    from rnnlab.config import ConfigError
+    from rnnlab.tracking import server
+
+    monkeypatch.setattr(
+        server,
+        "build_server_command",
+        lambda *args, **kwargs: [
+            sys.executable,
+            "-c",
+            "import time, sys; time.sleep(2); sys.exit(3)",
+        ],
+    )
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="exited with code 3"):
+        _sweep(tmp_path, monkeypatch, "sweep.trials=2", "sweep.name=noserver")
+    assert time.monotonic() - started < 90
+    record = json.loads((tmp_path / "rnnlab-sweeps/noserver/sweep.json").read_text())
+    assert record["status"] == "interrupted"  # resumable once the server starts
+    client = store_client(tmp_path)
+    exp = client.get_experiment_by_name("rnnlab")
+    everything = client.search_runs([exp.experiment_id])
+    assert [r.data.tags["rnnlab.role"] for r in everything] == ["sweep"]
+    assert everything[0].info.status == "KILLED"

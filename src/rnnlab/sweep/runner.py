@@ -13,8 +13,9 @@ import os
 import signal
 import statistics
 import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -544,13 +545,16 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
             )
             hw = cfg.hardware
             address = (cluster_address(hw.address) or "auto") if hw.name == "ray_cluster" else None
-            # Ray starts while the tracking server boots: both take seconds.
+            # Ray starts, and then trials start, while the tracking server boots (~10 s):
+            # the driver writes its parent run straight into the store, and each trial
+            # waits for the server before its first write (trial.run_trial).
             stack.enter_context(ray_session(address, num_cpus=None if address else os.cpu_count()))
-            wait_for_tracking()
+            tracking_failed = stack.enter_context(_tracking_ready(wait_for_tracking))
+            direct = cfg.tracking.uri if cfg.tracking.uri.startswith("sqlite:") else uri
             ACTIVE_ENDPOINTS[plan.name] = uri
             if record is None:
                 parent = runs.start_run(
-                    uri,
+                    direct,
                     cfg.tracking.experiment,
                     plan.name,
                     tags={
@@ -591,12 +595,18 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
                 record.status, record.pid = "running", os.getpid()
                 from rnnlab.sweep.tracking import reopen_run
 
-                reopen_run(runs.RunHandle(uri, record.parent_run_id, experiment_id))
+                reopen_run(runs.RunHandle(direct, record.parent_run_id, experiment_id))
             record.save()
             parent_handle = runs.RunHandle(uri, record.parent_run_id, experiment_id)
 
             with _graceful_stop() as stop:
                 grid = _run_search(plan, uri, experiment_id, record.parent_run_id)
+                if tracking_failed.wait():
+                    # No trial could log; the parent was written straight to the store.
+                    runs.end_run(
+                        runs.RunHandle(direct, record.parent_run_id, experiment_id), "stopped"
+                    )
+                    raise tracking_failed.error  # type: ignore[misc]
                 interrupted = stop.requested
                 retire_lost_trial_runs(uri, experiment_id, plan.name, grid)
                 study_path = export_study(plan, grid)
@@ -648,6 +658,51 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
         raise
     finally:
         ACTIVE_ENDPOINTS.pop(plan.name, None)
+
+
+class _TrackingWatch:
+    """The outcome of waiting for the sweep's tracking server beside the search."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def wait(self) -> bool:
+        """Block until the server answered or failed; True if it failed."""
+        self.done.wait()
+        return self.error is not None
+
+
+@contextlib.contextmanager
+def _tracking_ready(wait: Callable[[], str]) -> Iterator[_TrackingWatch]:
+    """Wait for the tracking server in a thread, so Ray and the trials start meanwhile.
+
+    If the server never answers, the search is stopped as Ctrl-C stops it (SIGUSR1 to Tune,
+    sent only once Tune listens for it) and the driver raises the server's error after it.
+    """
+    watch = _TrackingWatch()
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            wait()
+        except BaseException as exc:
+            watch.error = exc
+            watch.done.set()
+            while not finished.wait(0.2):
+                if signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return
+        finally:
+            watch.done.set()
+
+    thread = threading.Thread(target=run, name="rnnlab-tracking-wait", daemon=True)
+    thread.start()
+    try:
+        yield watch
+    finally:
+        finished.set()
+        thread.join(timeout=5)
 
 
 class _StopRequest:

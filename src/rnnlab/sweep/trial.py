@@ -26,6 +26,8 @@ CKPT_FILE = "trial.ckpt"
 # Tune and Optuna see this value for a diverged trial: the worst possible, so the sampler
 # learns to avoid the region (a FAILED Optuna trial would be ignored and re-sampled).
 DIVERGED_PENALTY = 1e30
+# How long a trial waits for the sweep's tracking server to answer (it may still be booting).
+SERVER_WAIT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,11 @@ def run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
         budget = min(cfg.train.time_budget or left, left)
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"time_budget": budget})})
 
+    if payload.tracking_uri.startswith(("http://", "https://")):
+        # The sweep's own server may still be booting: trials start beside it (runner.run_sweep).
+        from rnnlab.tracking.server import wait_until_healthy
+
+        wait_until_healthy(payload.tracking_uri, timeout=SERVER_WAIT_S)
     workdir = Path(tempfile.mkdtemp(prefix="rnnlab-trial-"))
     try:
         run_id, resume_from, best = _restore(tune.get_checkpoint(), workdir)
