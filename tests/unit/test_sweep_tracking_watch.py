@@ -26,6 +26,7 @@ def test_a_failed_server_stops_the_search_once_tune_listens() -> None:
     got = threading.Event()
     previous = signal.getsignal(signal.SIGUSR1)
     try:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
         with _tracking_ready(_failing) as watch:
             assert watch.wait() is True
             time.sleep(0.5)  # Tune's handler is not installed yet: nothing may be sent
@@ -66,5 +67,27 @@ def test_no_signal_while_the_default_or_ignore_handler_is_in_place(handler) -> N
         with _tracking_ready(_failing) as watch:
             assert watch.wait() is True
             time.sleep(0.5)  # SIG_DFL would end this process if a signal were sent
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def _wait_for(event: threading.Event, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not event.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)  # handlers run in the main thread, between bytecodes
+    return event.is_set()
+
+
+def test_a_handler_left_by_an_earlier_search_does_not_swallow_the_stop() -> None:
+    """Tune never removes its SIGUSR1 handler; the next search's own handler must be signalled."""
+    old_run, new_run = threading.Event(), threading.Event()
+    previous = signal.getsignal(signal.SIGUSR1)
+    try:
+        signal.signal(signal.SIGUSR1, lambda *_: old_run.set())  # left by an earlier search
+        with _tracking_ready(_failing) as watch:
+            assert watch.wait() is True
+            assert _wait_for(old_run)
+            signal.signal(signal.SIGUSR1, lambda *_: new_run.set())  # this search's Tuner.fit
+            assert _wait_for(new_run)
     finally:
         signal.signal(signal.SIGUSR1, previous)

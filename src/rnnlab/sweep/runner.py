@@ -689,10 +689,16 @@ def _tracking_ready(wait: Callable[[], str]) -> Iterator[_TrackingWatch]:
         except BaseException as exc:
             watch.error = exc
             watch.done.set()
+            # Tune installs a new SIGUSR1 handler per run and never removes it: one left by an
+            # earlier search in this process (a benchmark, a test) is signalled in vain, so
+            # every handler that appears is signalled once, until the search is over.
+            signalled: Any = None
             while not finished.wait(0.2):
-                if signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None):
-                    os.kill(os.getpid(), signal.SIGUSR1)
-                    return
+                handler = signal.getsignal(signal.SIGUSR1)
+                if handler in (signal.SIG_DFL, signal.SIG_IGN, None) or handler is signalled:
+                    continue
+                os.kill(os.getpid(), signal.SIGUSR1)
+                signalled = handler
         finally:
             watch.done.set()
 
