@@ -38,9 +38,10 @@ train: install
 # Two test processes (pytest-xdist), each taking whole files so a module's one Ray instance
 # stays in one process: most tests wait on single-threaded imports and subprocesses, and on
 # 2 cores two at a time cut the suite by about a third (docs/benchmarks.md, "Test suite").
-# Files start in the order conftest.py gives them (most slow tests first), not by test count.
+# Files start in the order conftest.py gives them (most slow tests first), not by test count;
+# the 25 slowest steps are listed at the end, so a CI log shows where the time went.
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -151,23 +151,21 @@ def _stack(folder: Path, dashboard: bool = False) -> Iterator[Stack]:
         cluster.stop()
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with _stack(tmp_path) as running:
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One cluster (with the head's dashboard, for job submission) and server for the module.
+
+    Starting them takes ~20 s on a loaded machine, so the sweeps share them, each under its
+    own name. The node-kill test removes the worker node: it is the last test here to use it.
+    """
+    with _stack(tmp_path_factory.mktemp("cluster"), dashboard=True) as running:
         yield running
 
 
-@pytest.fixture
-def stack_with_jobs(tmp_path: Path) -> Iterator[Stack]:
-    """The same, with the head's dashboard (job submission) on a loopback port."""
-    with _stack(tmp_path, dashboard=True) as running:
-        yield running
-
-
-def _run(stack: Stack, name: str, *overrides: str, timeout: float = 240) -> str:
+def _run(stack: Stack, cwd: Path, name: str, *overrides: str, timeout: float = 240) -> str:
     proc = subprocess.run(
         stack.sweep_command(name, *overrides),
-        cwd=stack.folder,
+        cwd=cwd,
         env=stack.env,
         capture_output=True,
         text=True,
@@ -222,9 +220,11 @@ def _assert_every_trial_is_one_finished_child_run(stack: Stack, name: str, trial
 
 
 @pytest.mark.slow
-def test_sweep_on_two_node_cluster_runs_trials_on_both_nodes_and_logs_each_to_the_server(stack):
+def test_sweep_on_two_node_cluster_runs_trials_on_both_nodes_and_logs_each_to_the_server(
+    stack, tmp_path
+):
     t0 = time.monotonic()
-    out = _run(stack, "two-nodes", *TINY, "sweep.trials=4")
+    out = _run(stack, tmp_path, "two-nodes", *TINY, "sweep.trials=4")
     assert "sweep two-nodes: finished" in out
 
     node_of_pid = stack.cluster.node_of_pid()
@@ -240,12 +240,51 @@ def test_sweep_on_two_node_cluster_runs_trials_on_both_nodes_and_logs_each_to_th
 
 
 @pytest.mark.slow
-def test_node_killed_mid_sweep_its_trial_is_retried_on_the_survivor_and_sweep_completes(stack):
+def test_sweep_submitted_with_ray_job_submit_runs_its_driver_on_the_head(stack, tmp_path):
+    """docs/cluster.md's way: `ray job submit -- rnnlab sweep ...`, the address from RAY_ADDRESS."""
+    t0 = time.monotonic()
+    ray_cli = str(Path(rnnlab_command()[0]).with_name("ray"))
+    command = [
+        c
+        for c in stack.sweep_command("job", *TINY, "sweep.trials=2")
+        if "hardware.address" not in c
+    ]
+    proc = subprocess.run(
+        [
+            ray_cli,
+            "job",
+            "submit",
+            "--address",
+            f"http://127.0.0.1:{stack.cluster.dashboard_port}",
+            "--",
+            *command,
+        ],
+        cwd=tmp_path,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "sweep job: finished" in out and "succeeded" in out, out[-4000:]
+    actors = stack.cluster.request("actors")["actors"]
+    supervisors = {a["node_id"] for a in actors if a["class"] == "JobSupervisor"}
+    assert supervisors == {stack.cluster.info["head"]}  # the driver ran on the head node
+    _assert_every_trial_is_one_finished_child_run(stack, "job", trials=2)
+    print(f"job-submitted sweep: {time.monotonic() - t0:.0f} s")
+
+
+@pytest.mark.slow
+def test_node_killed_mid_sweep_its_trial_is_retried_on_the_survivor_and_sweep_completes(
+    stack, tmp_path
+):
     t0 = time.monotonic()
     head, worker = stack.cluster.info["head"], stack.cluster.info["worker"]
     proc = subprocess.Popen(
         stack.sweep_command("node-kill", *LONGER, "sweep.trials=4", "sweep.max_failures=2"),
-        cwd=stack.folder,
+        cwd=tmp_path,
         env=stack.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -295,44 +334,6 @@ def test_node_killed_mid_sweep_its_trial_is_retried_on_the_survivor_and_sweep_co
     resumed = [r for r in after if r["trial_id"] == victim["trial_id"] and not r.get("rnnlab_done")]
     assert all(r["epoch"] >= 1 for r in resumed), resumed
     print(f"node-kill sweep: {time.monotonic() - t0:.0f} s")
-
-
-@pytest.mark.slow
-def test_sweep_submitted_with_ray_job_submit_runs_its_driver_on_the_head(stack_with_jobs):
-    """docs/cluster.md's way: `ray job submit -- rnnlab sweep ...`, the address from RAY_ADDRESS."""
-    stack = stack_with_jobs
-    t0 = time.monotonic()
-    ray_cli = str(Path(rnnlab_command()[0]).with_name("ray"))
-    command = [
-        c
-        for c in stack.sweep_command("job", *TINY, "sweep.trials=2")
-        if "hardware.address" not in c
-    ]
-    proc = subprocess.run(
-        [
-            ray_cli,
-            "job",
-            "submit",
-            "--address",
-            f"http://127.0.0.1:{stack.cluster.dashboard_port}",
-            "--",
-            *command,
-        ],
-        cwd=stack.folder,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    assert "sweep job: finished" in out and "succeeded" in out, out[-4000:]
-    actors = stack.cluster.request("actors")["actors"]
-    supervisors = {a["node_id"] for a in actors if a["class"] == "JobSupervisor"}
-    assert supervisors == {stack.cluster.info["head"]}  # the driver ran on the head node
-    _assert_every_trial_is_one_finished_child_run(stack, "job", trials=2)
-    print(f"job-submitted sweep: {time.monotonic() - t0:.0f} s")
 
 
 def test_unreachable_cluster_address_fails_in_seconds_with_one_line(tmp_path, run_cli):
