@@ -16,6 +16,13 @@ def _failing() -> str:
     raise ConfigError("MLflow server for http://127.0.0.1:1 exited with code 3")
 
 
+def _wait_for(event: threading.Event, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not event.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)  # handlers run in the main thread, between bytecodes
+    return event.is_set()
+
+
 def test_a_healthy_server_neither_fails_nor_signals() -> None:
     with _tracking_ready(lambda: "http://127.0.0.1:1") as watch:
         assert watch.wait() is False
@@ -32,10 +39,7 @@ def test_a_failed_server_stops_the_search_once_tune_listens() -> None:
             time.sleep(0.5)  # Tune's handler is not installed yet: nothing may be sent
             assert not got.is_set()
             signal.signal(signal.SIGUSR1, lambda *_: got.set())  # what Tuner.fit installs
-            deadline = time.monotonic() + 5
-            while not got.is_set() and time.monotonic() < deadline:
-                time.sleep(0.05)  # the handler runs in the main thread, between bytecodes
-        assert got.is_set()
+            assert _wait_for(got)
         assert isinstance(watch.error, ConfigError) and "exited with code 3" in str(watch.error)
     finally:
         signal.signal(signal.SIGUSR1, previous)
@@ -69,13 +73,6 @@ def test_no_signal_while_the_default_or_ignore_handler_is_in_place(handler) -> N
             time.sleep(0.5)  # SIG_DFL would end this process if a signal were sent
     finally:
         signal.signal(signal.SIGUSR1, previous)
-
-
-def _wait_for(event: threading.Event, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not event.is_set() and time.monotonic() < deadline:
-        time.sleep(0.05)  # handlers run in the main thread, between bytecodes
-    return event.is_set()
 
 
 def test_a_handler_left_by_an_earlier_search_does_not_swallow_the_stop() -> None:

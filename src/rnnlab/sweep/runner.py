@@ -435,13 +435,18 @@ def _counts(uri: str, experiment_id: str, name: str) -> tuple[dict[str, int], li
     return counts, children
 
 
+def _is_open(run: Any) -> bool:
+    """A run no one has closed yet (a reopened run is tagged `running` before MLflow says so)."""
+    return run.info.status == "RUNNING" or run.data.tags.get(runs.OUTCOME_TAG) == "running"
+
+
 def close_leftover_runs(uri: str, experiment_id: str, name: str, outcome: str) -> int:
     """Nothing may stay RUNNING: close child runs whose trial is no longer running."""
     from rnnlab.sweep.tracking import sweep_runs
 
     closed = 0
     for run in sweep_runs(uri, experiment_id, name):
-        if run.info.status == "RUNNING" or run.data.tags.get(runs.OUTCOME_TAG) == "running":
+        if _is_open(run):
             runs.end_run(runs.RunHandle(uri, run.info.run_id, experiment_id), outcome)
             closed += 1
     return closed
@@ -490,7 +495,7 @@ def retire_lost_trial_runs(uri: str, experiment_id: str, name: str, grid: Any) -
         if run.data.tags.get("rnnlab.trial_id", "") not in lost:
             continue
         c.set_tag(run.info.run_id, "rnnlab.role", "lost")
-        if run.info.status == "RUNNING" or run.data.tags.get(runs.OUTCOME_TAG) == "running":
+        if _is_open(run):
             runs.end_run(runs.RunHandle(uri, run.info.run_id, experiment_id), "stopped")
         retired += 1
     return retired
@@ -550,7 +555,7 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
             # waits for the server before its first write (trial.run_trial).
             stack.enter_context(ray_session(address, num_cpus=None if address else os.cpu_count()))
             tracking_failed = stack.enter_context(_tracking_ready(wait_for_tracking))
-            direct = cfg.tracking.uri if cfg.tracking.uri.startswith("sqlite:") else uri
+            direct = cfg.tracking.uri  # the store itself (`uri` is its server, if one fronts it)
             ACTIVE_ENDPOINTS[plan.name] = uri
             if record is None:
                 parent = runs.start_run(
