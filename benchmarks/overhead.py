@@ -26,6 +26,7 @@ of the config) to the first training step; imports are excluded and shown once.
 
     python benchmarks/overhead.py --threads 1     # full run (~7 min on 2 cores)
     python benchmarks/overhead.py --quick         # smoke run: a few batches, 2 epochs
+    python benchmarks/overhead.py --accelerator gpu --precision 16-mixed   # on one CUDA GPU
     python benchmarks/overhead.py --workloads parity --ablations   # rnnlab minus one cost each
     python benchmarks/overhead.py --breakdown     # per-piece costs, interleaved microbenchmarks
     python benchmarks/overhead.py --profile rnnlab --workloads parity   # cProfile of one run
@@ -189,7 +190,15 @@ def workloads(quick: bool) -> dict[str, Workload]:
     }
 
 
-def rnnlab_overrides(work: Workload, epochs: int, threads: int, store: Path) -> list[str]:
+def hardware_overrides(threads: int, accelerator: str, precision: str) -> tuple[str, ...]:
+    """rnnlab's hardware overrides; the two baselines read device and precision back from them."""
+    group = ("hardware=gpu",) if accelerator == "gpu" else ()
+    return (*group, f"hardware.precision={precision}", f"hardware.threads={threads}")
+
+
+def rnnlab_overrides(
+    work: Workload, epochs: int, hardware: Sequence[str], store: Path
+) -> list[str]:
     return [
         *work.overrides,
         f"train.max_epochs={epochs}",
@@ -198,7 +207,7 @@ def rnnlab_overrides(work: Workload, epochs: int, threads: int, store: Path) -> 
         "train.clip.mode=norm",
         "train.clip.threshold=1.0",
         "train.seed=0",
-        f"hardware.threads={threads}",
+        *hardware,
         f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
         f"tracking.artifact_location={(store / 'artifacts').as_uri()}",
         "tracking.experiment=overhead-benchmark",
@@ -221,13 +230,14 @@ class Problem:
     clip: float
     epochs: int
     initial_state: dict[str, torch.Tensor]
+    hardware: tuple[str, ...]
     input_size: int
     hidden_size: int
     num_layers: int
 
 
-def build_problem(work: Workload, epochs: int, threads: int, store: Path) -> Problem:
-    cfg = load_run_config("train", rnnlab_overrides(work, epochs, threads, store))
+def build_problem(work: Workload, epochs: int, hardware: tuple[str, ...], store: Path) -> Problem:
+    cfg = load_run_config("train", rnnlab_overrides(work, epochs, hardware, store))
     dm = build_datamodule(cfg)
     spec = dm.spec
     # fit() seeds and then builds the net the same way, so these are its initial weights.
@@ -249,6 +259,7 @@ def build_problem(work: Workload, epochs: int, threads: int, store: Path) -> Pro
         clip=cfg.train.clip.threshold,
         epochs=epochs,
         initial_state=state,
+        hardware=hardware,
         input_size=spec.input_size,
         hidden_size=cfg.model.hidden_size,
         num_layers=cfg.model.num_layers,
@@ -407,9 +418,19 @@ class EpochClockCallback(pl.Callback):
 # --- the three ways ---------------------------------------------------------------------------
 
 
+def device_of(problem: Problem) -> torch.device:
+    return torch.device("cuda" if problem.cfg.hardware.accelerator == "gpu" else "cpu")
+
+
 def run_hand(problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path) -> Timing:
+    """The loop one writes by hand, with autocast and a gradient scaler under mixed precision
+    (as Lightning's precision plugins do): clipping acts on unscaled gradients."""
     torch.manual_seed(problem.cfg.train.seed)
-    model = PlainNet(problem)
+    device = device_of(problem)
+    precision = str(problem.cfg.hardware.precision)
+    amp_dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
+    model = PlainNet(problem).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=problem.lr)
     train_loader, val_loader = baseline_loaders(problem)
     for _ in range(epochs):
@@ -417,15 +438,22 @@ def run_hand(problem: Problem, work: Workload, epochs: int, clock: Clock, store:
         model.train()
         for x, y in train_loader:
             clock.step_start()
+            x, y = x.to(device), y.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = F.mse_loss(model(x), y)
-            loss.backward()
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = F.mse_loss(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), problem.clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             clock.step_loss(loss.item())
         model.eval()
-        with torch.inference_mode():  # as Lightning's validation loop does
-            val = [F.mse_loss(model(x), y) for x, y in val_loader]
+        with (
+            torch.inference_mode(),  # as Lightning's validation loop does
+            torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None),
+        ):
+            val = [F.mse_loss(model(x.to(device)), y.to(device)) for x, y in val_loader]
         _ = float(torch.stack(val).mean())
         clock.epoch_end()
     clock.finish()
@@ -459,7 +487,8 @@ def run_lightning(
     module = BareModule(problem)
     train_loader, val_loader = baseline_loaders(problem)
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator=problem.cfg.hardware.accelerator,
+        precision=problem.cfg.hardware.precision,
         devices=1,
         max_epochs=epochs,
         logger=False,
@@ -492,8 +521,8 @@ def run_rnnlab(problem: Problem, work: Workload, epochs: int, clock: Clock, stor
 def _rnnlab_config(
     problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path, *extra: str
 ) -> Any:
-    threads = problem.cfg.hardware.threads or torch.get_num_threads()
-    cfg = load_run_config("train", [*rnnlab_overrides(work, epochs, threads, store), *extra])
+    overrides = rnnlab_overrides(work, epochs, problem.hardware, store)
+    cfg = load_run_config("train", [*overrides, *extra])
     clock.mark("config composed")
     return cfg
 
@@ -752,6 +781,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threads", type=int, default=None, help="torch threads, all ways (default: torch's)"
     )
     parser.add_argument(
+        "--accelerator",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="device for all three ways (gpu: rnnlab's hardware=gpu, one CUDA device)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("32", "16-mixed", "bf16-mixed"),
+        default="32",
+        help="precision for all three ways: Lightning's names; the hand loop uses autocast",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke run: 2 epochs, 1 repeat, a few batches"
     )
     parser.add_argument(
@@ -776,6 +817,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.repeats = args.repeats or (1 if args.quick else 3)
     if args.epochs < 2:
         parser.error("--epochs must be >= 2: the first epoch is warm-up and not counted")
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        parser.error("--accelerator gpu needs a CUDA device, and torch sees none")
+    if args.accelerator == "cpu" and args.precision == "16-mixed":
+        parser.error("--precision 16-mixed needs --accelerator gpu; on CPU use bf16-mixed")
+    if args.breakdown and args.accelerator == "gpu":
+        parser.error("--breakdown times CPU pieces only; drop --accelerator gpu")
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in args.workloads if w not in ("parity", "realistic")]
     if unknown:
@@ -1072,6 +1119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, {args.threads} torch threads; torch {torch.__version__}, "
         f"pytorch-lightning {pl.__version__}; python {platform.python_version()}"
     )
+    device = torch.cuda.get_device_name(0) if args.accelerator == "gpu" else "CPU"
+    print(f"device: {device}; precision {args.precision} in all three ways")
     print(
         f"epochs {args.epochs} x repeats {args.repeats} per way; imports took {IMPORT_SECONDS:.2f} s; "
         f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
@@ -1082,7 +1131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         works = workloads(args.quick)
         for name in args.workloads:
             work = works[name]
-            problem = build_problem(work, args.epochs, args.threads, store)
+            hardware = hardware_overrides(args.threads, args.accelerator, args.precision)
+            problem = build_problem(work, args.epochs, hardware, store)
             if args.profile:
                 profile_way(args.profile, problem, work, args, store)
                 continue

@@ -1,0 +1,9 @@
+"""`python -m rnnlab` runs the `rnnlab` command: for machines where rnnlab is on PYTHONPATH
+but not installed (no console script), such as a GPU box that only has the source tree."""
+
+import sys
+
+from rnnlab.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
