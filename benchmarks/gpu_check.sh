@@ -42,17 +42,17 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.bac
       '| lightning', pl.__version__, '| python', platform.python_version(),
       '|', torch.cuda.get_device_name(0))"
 
-step pytest 240 "$PY" -m pytest -p no:cacheprovider -q -m gpu \
+step pytest 180 "$PY" -m pytest -p no:cacheprovider -q -m gpu \
     tests/integration/test_gpu.py tests/unit/test_recurrent_model.py
 
 # The command a user types, in an empty folder, as `rnnlab train` (entry point run by module).
 RUN=$(mktemp -d)
 for precision in 16-mixed bf16-mixed; do
-    (cd "$RUN" && step "train-$precision" 120 "$PY" -m rnnlab train model=lstm hardware=gpu \
+    (cd "$RUN" && step "train-$precision" 90 "$PY" -m rnnlab train model=lstm hardware=gpu \
         "hardware.precision=$precision" model.num_layers=2 model.hidden_size=256 \
         task=adding task.seq_len=100 train.max_epochs=5)
 done
 
-TAIL=40 step overhead-fp32 240 "$PY" benchmarks/overhead.py --accelerator gpu --precision 32
-TAIL=20 step overhead-fp16 150 "$PY" benchmarks/overhead.py --accelerator gpu \
+TAIL=40 step overhead-fp32 200 "$PY" benchmarks/overhead.py --accelerator gpu --precision 32
+TAIL=20 step overhead-fp16 120 "$PY" benchmarks/overhead.py --accelerator gpu \
     --precision 16-mixed --workloads realistic
