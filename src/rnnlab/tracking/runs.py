@@ -6,7 +6,7 @@ workers, each pointing at the store the driver resolved.
 
 from __future__ import annotations
 
-import io
+import functools
 import logging
 import os
 import subprocess
@@ -169,18 +169,29 @@ def log_text(handle: RunHandle, text: str, artifact_file: str) -> None:
     client(handle.uri).log_text(handle.run_id, text, artifact_file)
 
 
+@functools.cache
 def installed_packages() -> str:
-    lines = sorted(
-        {
-            f"{d.metadata['Name']}=={d.version}"
-            for d in metadata.distributions()
-            if d.metadata["Name"]
-        },
-        key=str.lower,
-    )
-    buf = io.StringIO()
-    buf.write("\n".join(lines) + "\n")
-    return buf.getvalue()
+    """`name==version` of every installed distribution, one per line (cached per process).
+
+    `Distribution.metadata` parses each whole METADATA file with the email parser, long
+    description included: 2.4 s for ~440 distributions, paid by every run's set-up. Name and
+    Version sit in the header, before the first blank line, so only that part is read.
+    """
+    lines = set()
+    for dist in metadata.distributions():
+        fields = _header_fields(dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "")
+        if fields.get("Name") and fields.get("Version"):
+            lines.add(f"{fields['Name']}=={fields['Version']}")
+    return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
+def _header_fields(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in text.partition("\n\n")[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version") and key not in fields:
+            fields[key] = value.strip()
+    return fields
 
 
 def set_tags(handle: RunHandle, tags: Mapping[str, Any]) -> None:
