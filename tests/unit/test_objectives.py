@@ -195,3 +195,25 @@ def test_padding_a_batch_further_never_changes_the_networks_loss(
         )
     assert loss2 == pytest.approx(loss, rel=1e-5, abs=1e-6)
     assert metrics2 == pytest.approx(metrics, rel=1e-5, abs=1e-6)
+
+
+def test_mse_read_from_the_loss_equals_torchmetrics_mse_over_uneven_batches() -> None:
+    import torchmetrics
+
+    preds, targets = _many_to_many_batch(SERIES)
+    metrics, reference = EpochMetrics(SERIES), torchmetrics.MeanSquaredError()
+    for rows in (slice(0, 1), slice(1, 3), slice(3, 4)):
+        p, t = valid_pairs(SERIES, preds[rows], targets[rows], LENGTHS[rows])
+        metrics.update(loss_fn(SERIES, p, t), p, t)
+        reference.update(p, t)
+    assert "mse" not in metrics.metrics  # not accumulated twice
+    assert metrics.compute("val")["val/mse"] == pytest.approx(float(reference.compute()), rel=1e-6)
+
+
+def test_a_nan_loss_stays_in_the_epoch_mean_rather_than_being_dropped() -> None:
+    preds, targets = _many_to_many_batch(SERIES)
+    p, t = valid_pairs(SERIES, preds, targets, LENGTHS)
+    metrics = EpochMetrics(SERIES)
+    metrics.update(loss_fn(SERIES, p, t), p, t)
+    metrics.update(torch.tensor(float("nan")), p, t)
+    assert math.isnan(metrics.compute("val")["val/loss"])

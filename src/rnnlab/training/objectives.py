@@ -71,6 +71,35 @@ DERIVED_FROM_LOSS: dict[str, Callable[[float], float]] = {
 }
 
 
+class WeightedMean(torchmetrics.Metric):
+    """Mean of per-batch values, each weighted by its batch's count of valid targets.
+
+    Not `torchmetrics.MeanMetric`: its NaN check reads two flags back from the device on
+    every update (two host syncs per step on a GPU) and, by default, drops NaN values, which
+    would hide a diverging validation loss. Here a NaN stays in the mean, as it should.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, value: Tensor, count: int) -> None:
+        self.total += value.detach().double() * count
+        self.count += count
+
+    def compute(self) -> Tensor:
+        return self.total / self.count
+
+
+def is_the_loss(spec: TaskSpec, metric: str) -> bool:
+    """A metric that is the task's own loss (MSE under an MSE loss) is read from the loss's
+    mean instead of being accumulated a second time: same value, half the work per step."""
+    return metric == "mse" and spec.loss == "mse"
+
+
 class EpochMetrics(torch.nn.Module):
     """Accumulates a stage's loss (weighted by valid targets) and metrics over an epoch."""
 
@@ -82,16 +111,21 @@ class EpochMetrics(torch.nn.Module):
                 f"unknown metric(s) {unknown}; known: {sorted([*METRICS, *DERIVED_FROM_LOSS])}"
             )
         self.spec = spec
-        self.loss = torchmetrics.MeanMetric()
+        self.loss = WeightedMean()
         self.metrics = torch.nn.ModuleDict(
-            {name: METRICS[name](spec) for name in spec.metrics if name in METRICS}
+            {
+                name: METRICS[name](spec)
+                for name in spec.metrics
+                if name in METRICS and not is_the_loss(spec, name)
+            }
         )
 
     def update(self, loss: Tensor, preds: Tensor, targets: Tensor) -> None:
-        n = targets.shape[0]
-        self.loss.update(loss.detach().float(), weight=n)
-        for metric in self.metrics.values():
-            metric.update(preds.detach().float(), targets)
+        self.loss.update(loss, targets.shape[0])
+        if self.metrics:
+            detached = preds.detach().float()
+            for metric in self.metrics.values():
+                metric.update(detached, targets)
 
     def compute(self, prefix: str) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -99,10 +133,12 @@ class EpochMetrics(torch.nn.Module):
             return out
         loss = float(self.loss.compute())
         out[f"{prefix}/loss"] = loss
-        for name, metric in self.metrics.items():
-            out[f"{prefix}/{name}"] = float(metric.compute())
         for name in self.spec.metrics:
-            if name in DERIVED_FROM_LOSS:
+            if name in self.metrics:
+                out[f"{prefix}/{name}"] = float(self.metrics[name].compute())
+            elif is_the_loss(self.spec, name):
+                out[f"{prefix}/{name}"] = loss
+            elif name in DERIVED_FROM_LOSS:
                 out[f"{prefix}/{name}"] = DERIVED_FROM_LOSS[name](loss)
         return out
 
