@@ -64,6 +64,21 @@ class SequenceModule(pl.LightningModule):
         self.epoch_metrics: dict[str, float] = {}
         self._epoch_lr: float | None = None  # the rate of the epoch in progress
 
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """Move inputs and targets, and leave `lengths` on the CPU.
+
+        Packing needs CPU lengths and the no-padding checks read them: on a GPU, lengths
+        moved there came back with a host sync in every forward and every loss.
+        """
+        if isinstance(batch, SequenceBatch):
+            inputs, targets = super().transfer_batch_to_device(
+                (batch.inputs, batch.targets), device, dataloader_idx
+            )
+            return SequenceBatch(inputs, targets, batch.lengths)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         return self.net(inputs, lengths).predictions
 

@@ -1,0 +1,46 @@
+"""How `fit` treats the Python process it trains in: the collector's frozen generation."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+from pytorch_lightning.callbacks import Callback
+
+from rnnlab.composition import absolute_paths, compose
+from rnnlab.config import validate_run_config
+from rnnlab.training.fit import fit, long_lived_objects_frozen
+
+
+class _FreezeProbe(Callback):
+    def __init__(self) -> None:
+        self.frozen_during_epochs: list[int] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.frozen_during_epochs.append(gc.get_freeze_count())
+
+
+def test_objects_from_before_training_are_frozen_while_it_runs_and_released_after(
+    tiny, tmp_path: Path
+) -> None:
+    assert gc.get_freeze_count() == 0
+    cfg = validate_run_config(
+        absolute_paths(compose("train", [*tiny, "train.max_epochs=2"]), base=tmp_path)
+    )
+    probe = _FreezeProbe()
+    result = fit(cfg, extra_callbacks=[probe], run_test=False)
+    assert result.outcome == "completed"
+    assert len(probe.frozen_during_epochs) == 2
+    assert min(probe.frozen_during_epochs) > 10_000  # the imported libraries, at least
+    assert gc.get_freeze_count() == 0  # handed back: a sweep worker's next trial leaks nothing
+
+
+def test_a_freeze_someone_else_made_is_left_alone() -> None:
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with long_lived_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
