@@ -8,7 +8,7 @@
 # Logs go to $OUT (default ./gpu-check-out), one file per step; every step has its own time
 # limit so that a slow one cannot take the others' results with it.
 #
-#   bash benchmarks/gpu_check.sh            # about 5 minutes on one H100/H200
+#   bash benchmarks/gpu_check.sh            # about 4 minutes on one H100/H200
 set -uo pipefail
 
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -56,3 +56,5 @@ done
 TAIL=40 step overhead-fp32 200 "$PY" benchmarks/overhead.py --accelerator gpu --precision 32
 TAIL=20 step overhead-fp16 120 "$PY" benchmarks/overhead.py --accelerator gpu \
     --precision 16-mixed --workloads realistic
+TAIL=22 step overhead-ablations 150 "$PY" benchmarks/overhead.py --accelerator gpu \
+    --precision 32 --workloads parity --ablations
