@@ -65,6 +65,10 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*is an invalid metric name.*")
     # A NaN loss is reported as the outcome `diverged`; torchmetrics' warning adds nothing.
     warnings.filterwarnings("ignore", message=".*Encountered `nan` values in tensor.*")
+    # SequenceModule keeps lengths on the CPU for any datamodule; that is the point, not a slip.
+    warnings.filterwarnings(
+        "ignore", message=".*overridden `transfer_batch_to_device` in `LightningModule`.*"
+    )
     # Our epoch metrics are torchmetrics states, which sync across ranks on compute().
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
 
