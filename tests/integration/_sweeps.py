@@ -1,9 +1,38 @@
-"""Look-ups the sweep test modules share: a sweep folder's MLflow store and a sweep's runs."""
+"""What the sweep test modules share: the `rnnlab` command, a sweep folder's MLflow store and
+Tune results, a sweep's runs, and trials slow enough to be killed in the middle."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Trials of a few seconds per epoch on 2 cores: long enough to kill a process mid-trial.
+SLOW_TRIALS = [
+    "task=adding",
+    "task.seq_len=20",
+    "task.train_size=1024",
+    "task.val_size=128",
+    "task.test_size=64",
+    "model.hidden_size=32",
+    "train.batch_size=16",
+    "train.max_epochs=4",
+    "train.early_stopping.enabled=false",
+    "sweep.scheduler=none",
+    "sweep.final_seeds=0",
+    "sweep.max_concurrent=2",
+]
+
+
+def rnnlab_cli() -> tuple[list[str], dict[str, str]]:
+    """The `rnnlab` command and the environment the CLI tests run it in."""
+    from tests.conftest import cli_environment, rnnlab_command
+
+    return rnnlab_command(), cli_environment()
 
 
 def store_client(folder: Path) -> Any:
@@ -19,3 +48,31 @@ def sweep_runs(client: Any, experiment_id: str, sweep: str, role: str = "search"
         [experiment_id],
         filter_string=f"tags.`rnnlab.sweep` = '{sweep}' and tags.`rnnlab.role` = '{role}'",
     )
+
+
+def tune_results(folder: Path, phase: str = "tune", sweep: str = "*") -> list[dict]:
+    """Every result Tune has written so far under the sweep folder; `phase` is `tune` (the
+    search) or `final` (the final seeds)."""
+    out = []
+    for path in folder.glob(f"rnnlab-sweeps/{sweep}/{phase}/*/result.json"):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+    return out
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, proc: subprocess.Popen | None = None
+) -> Any:
+    """Poll until `predicate()` is truthy; fail at once if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"sweep exited early with {proc.returncode}: {output}")
+        time.sleep(0.5)
+    raise AssertionError("timed out")

@@ -8,67 +8,26 @@ sweep tests evenly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-from tests.integration._sweeps import store_client, sweep_runs
-
-
-def _rnnlab() -> list[str]:
-    from tests.conftest import cli_environment, rnnlab_command
-
-    return rnnlab_command(), cli_environment()
-
-
-def _trial_results(folder: Path) -> list[dict]:
-    out = []
-    for path in folder.glob("rnnlab-sweeps/*/tune/*/result.json"):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                with contextlib.suppress(ValueError):
-                    out.append(json.loads(line))
-    return out
-
-
-def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(
-                f"sweep exited early with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
-            )
-        time.sleep(0.5)
-    raise AssertionError("timed out")
-
-
-SLOW_TRIALS = [
-    "task=adding",
-    "task.seq_len=20",
-    "task.train_size=1024",
-    "task.val_size=128",
-    "task.test_size=64",
-    "model.hidden_size=32",
-    "train.batch_size=16",
-    "train.max_epochs=4",
-    "train.early_stopping.enabled=false",
-    "sweep.scheduler=none",
-    "sweep.final_seeds=0",
-    "sweep.max_concurrent=2",
-]
+from tests.integration._sweeps import (
+    SLOW_TRIALS,
+    rnnlab_cli,
+    store_client,
+    sweep_runs,
+    tune_results,
+    wait_for,
+)
 
 
 @pytest.mark.slow
 def test_trial_killed_with_sigkill_is_retried_from_checkpoint_and_sweep_completes(tmp_path):
-    cmd, env = _rnnlab()
+    cmd, env = rnnlab_cli()
     proc = subprocess.Popen(
         [*cmd, "sweep", *SLOW_TRIALS, "sweep.trials=3", "sweep.name=kill", "sweep.max_failures=2"],
         cwd=tmp_path,
@@ -78,11 +37,11 @@ def test_trial_killed_with_sigkill_is_retried_from_checkpoint_and_sweep_complete
         text=True,
     )
     try:
-        first = _wait_for(
+        first = wait_for(
             lambda: next(
                 (
                     r
-                    for r in _trial_results(tmp_path)
+                    for r in tune_results(tmp_path)
                     if r.get("epoch", -1) >= 1 and not r.get("rnnlab_done")
                 ),
                 None,
@@ -110,13 +69,13 @@ def test_trial_killed_with_sigkill_is_retried_from_checkpoint_and_sweep_complete
 
 @pytest.mark.slow
 def test_driver_killed_and_resumed_ends_with_exact_trials_and_nothing_running(tmp_path):
-    cmd, env = _rnnlab()
+    cmd, env = rnnlab_cli()
     args = [*cmd, "sweep", *SLOW_TRIALS, "sweep.trials=4", "sweep.name=resume"]
     proc = subprocess.Popen(
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        _wait_for(lambda: any(r.get("rnnlab_done") for r in _trial_results(tmp_path)), 240, proc)
+        wait_for(lambda: any(r.get("rnnlab_done") for r in tune_results(tmp_path)), 240, proc)
         time.sleep(1.0)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

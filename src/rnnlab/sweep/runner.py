@@ -376,22 +376,18 @@ def _final_evaluation(
     base_seed = plan.base_cfg.train.seed
     seeds = [base_seed + 1000 + i for i in range(n)]
     space = {**params, "train.seed": tune.grid_search(seeds)}
-    tuner = tune.Tuner(
-        _trainable(plan, uri, experiment_id, parent_run_id, role="final"),
-        param_space=space,
-        tune_config=tune.TuneConfig(
-            num_samples=1, reuse_actors=True, max_concurrent_trials=plan.settings.max_concurrent
-        ),
-        run_config=tune.RunConfig(
-            name=FINAL_DIR,
-            storage_path=str(plan.folder),
-            failure_config=tune.FailureConfig(max_failures=plan.settings.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[_final_closer(plan, experiment_id)],
-            verbose=0,
-        ),
-    )
-    grid = tuner.fit()
+    trainable = _trainable(plan, uri, experiment_id, parent_run_id, role="final")
+    path = plan.folder / FINAL_DIR
+    if plan.settings.resume and tune.Tuner.can_restore(str(path)):
+        # The driver died during this evaluation: seeds that finished keep their runs, the
+        # others resume from their checkpoints, as the search does. A fresh Tuner here
+        # trained every seed again and left a second set of final runs.
+        grid = tune.Tuner.restore(
+            str(path), trainable=trainable, resume_unfinished=True, resume_errored=False
+        ).fit()
+    else:
+        grid = _final_tuner(plan, trainable, space, experiment_id).fit()
+    retire_lost_trial_runs(uri, experiment_id, plan.name, grid, role="final")
     test_metric = plan.metric.replace("val/", "test/", 1)
     values = []
     for result in grid:
@@ -407,6 +403,26 @@ def _final_evaluation(
         out["mean"] = statistics.fmean(values)
         out["std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     return out
+
+
+def _final_tuner(plan: SweepPlan, trainable: Any, space: dict[str, Any], experiment_id: str) -> Any:
+    from ray import tune
+
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            num_samples=1, reuse_actors=True, max_concurrent_trials=plan.settings.max_concurrent
+        ),
+        run_config=tune.RunConfig(
+            name=FINAL_DIR,
+            storage_path=str(plan.folder),
+            failure_config=tune.FailureConfig(max_failures=plan.settings.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[_final_closer(plan, experiment_id)],
+            verbose=0,
+        ),
+    )
 
 
 def _final_closer(plan: SweepPlan, experiment_id: str) -> Any:
@@ -476,8 +492,11 @@ def lost_trial_ids(grid: Any, run_trial_ids: Iterable[str]) -> set[str]:
     }
 
 
-def retire_lost_trial_runs(uri: str, experiment_id: str, name: str, grid: Any) -> int:
-    """Take child runs of trials Tune forgot out of the search; return how many.
+def retire_lost_trial_runs(
+    uri: str, experiment_id: str, name: str, grid: Any, role: str = "search"
+) -> int:
+    """Take child runs of trials Tune forgot out of the search (or the final evaluation,
+    `role="final"`); return how many.
 
     Tune saves its experiment state at most every 10 s. When the driver is killed hard, a
     trial started after the last save is unknown to the resumed search, which starts a new
@@ -487,7 +506,7 @@ def retire_lost_trial_runs(uri: str, experiment_id: str, name: str, grid: Any) -
     """
     from rnnlab.sweep.tracking import sweep_runs
 
-    children = sweep_runs(uri, experiment_id, name, role="search")
+    children = sweep_runs(uri, experiment_id, name, role=role)
     lost = lost_trial_ids(grid, [r.data.tags.get("rnnlab.trial_id", "") for r in children])
     c = runs.client(uri)
     retired = 0
