@@ -8,6 +8,9 @@ from rnnlab.tracking.runs import _header_fields, installed_packages
 
 
 def test_installed_packages_match_what_importlib_metadata_parses() -> None:
+    # The list is cached per process, and what importlib.metadata finds depends on sys.path:
+    # importing ray adds its bundled psutil and colorama. Compare one fresh reading with another.
+    installed_packages.cache_clear()
     expected = {
         f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]
     }
