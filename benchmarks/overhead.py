@@ -79,6 +79,7 @@ ABLATIONS = (
     "rnnlab-nockpt",
     "rnnlab-nomlflow",
     "rnnlab-core",
+    "rnnlab-asyncckpt",
 )
 LABELS = {
     "hand": "hand loop",
@@ -89,6 +90,7 @@ LABELS = {
     "rnnlab-nockpt": " ..no checkpoints",
     "rnnlab-nomlflow": " ..no MLflow",
     "rnnlab-core": " ..neither",
+    "rnnlab-asyncckpt": " ..async checkpoints",
 }
 TARGET_RATIO = 1.05
 TARGET_SETUP_S = 3.0
@@ -558,6 +560,32 @@ def run_rnnlab_no_mlflow(
     return clock.timing("rnnlab-nomlflow")
 
 
+def run_rnnlab_async_checkpoints(
+    problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
+) -> Timing:
+    """rnnlab with Lightning's AsyncCheckpointIO: checkpoints cloned on the training thread
+    and written by a background one. Measures what moving the writes off the loop would gain
+    before rnnlab's fit (and the sweep's synchronous Tune checkpoints) is changed for it."""
+    from pytorch_lightning.plugins.io import AsyncCheckpointIO
+
+    import rnnlab.training.fit as fit_module
+
+    trainer_cls = fit_module.pl.Trainer
+
+    class AsyncIOTrainer(trainer_cls):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, plugins=[AsyncCheckpointIO()], **kwargs)
+
+    cfg = _rnnlab_config(problem, work, epochs, clock, store)
+    fit_module.pl.Trainer = AsyncIOTrainer  # type: ignore[misc]
+    try:
+        result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
+    finally:
+        fit_module.pl.Trainer = trainer_cls  # type: ignore[misc]
+    _check_complete(result.fit, epochs, "rnnlab run with async checkpoints")
+    return clock.timing("rnnlab-asyncckpt")
+
+
 def run_rnnlab_core(
     problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
 ) -> Timing:
@@ -680,6 +708,7 @@ RUNNERS: dict[str, Callable[[Problem, Workload, int, Clock, Path], Timing]] = {
     "rnnlab-nockpt": run_rnnlab_no_checkpoints,
     "rnnlab-nomlflow": run_rnnlab_no_mlflow,
     "rnnlab-core": run_rnnlab_core,
+    "rnnlab-asyncckpt": run_rnnlab_async_checkpoints,
 }
 
 
