@@ -262,12 +262,11 @@ def _run_search(plan: SweepPlan, uri: str, experiment_id: str, parent_run_id: st
     path = plan.folder / TUNE_DIR
     deadline = time.time() + s.time_budget - 1.0 if s.time_budget else None
     trainable = _trainable(plan, uri, experiment_id, parent_run_id, deadline=deadline)
-    if s.resume and tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(
-            str(path), trainable=trainable, resume_unfinished=True, resume_errored=False
-        )
-    else:
-        tuner = tune.Tuner(
+    return _restored_or_new(
+        plan,
+        path,
+        trainable,
+        lambda: tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 metric=plan.metric,
@@ -286,8 +285,21 @@ def _run_search(plan: SweepPlan, uri: str, experiment_id: str, parent_run_id: st
                 callbacks=[_tracker(plan, experiment_id, s.trials)],
                 verbose=0,
             ),
+        ),
+    ).fit()
+
+
+def _restored_or_new(plan: SweepPlan, path: Path, trainable: Any, new: Callable[[], Any]) -> Any:
+    """The Tuner of one sweep phase (search or final seeds): restored from `path` when the
+    sweep is resumed and the phase had started (finished trials kept, unfinished ones
+    continued from their checkpoints), else `new()`."""
+    from ray import tune
+
+    if plan.settings.resume and tune.Tuner.can_restore(str(path)):
+        return tune.Tuner.restore(
+            str(path), trainable=trainable, resume_unfinished=True, resume_errored=False
         )
-    return tuner.fit()
+    return new()
 
 
 # --- results --------------------------------------------------------------------------------
@@ -377,16 +389,14 @@ def _final_evaluation(
     seeds = [base_seed + 1000 + i for i in range(n)]
     space = {**params, "train.seed": tune.grid_search(seeds)}
     trainable = _trainable(plan, uri, experiment_id, parent_run_id, role="final")
-    path = plan.folder / FINAL_DIR
-    if plan.settings.resume and tune.Tuner.can_restore(str(path)):
-        # The driver died during this evaluation: seeds that finished keep their runs, the
-        # others resume from their checkpoints, as the search does. A fresh Tuner here
-        # trained every seed again and left a second set of final runs.
-        grid = tune.Tuner.restore(
-            str(path), trainable=trainable, resume_unfinished=True, resume_errored=False
-        ).fit()
-    else:
-        grid = _final_tuner(plan, trainable, space, experiment_id).fit()
+    # Restored after a driver death, as the search is: a fresh Tuner trained every seed again
+    # beside the killed ones' runs.
+    grid = _restored_or_new(
+        plan,
+        plan.folder / FINAL_DIR,
+        trainable,
+        lambda: _final_tuner(plan, trainable, space, experiment_id),
+    ).fit()
     retire_lost_trial_runs(uri, experiment_id, plan.name, grid, role="final")
     test_metric = plan.metric.replace("val/", "test/", 1)
     values = []
