@@ -63,8 +63,6 @@ def quiet_lightning() -> None:
     )
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*is an invalid metric name.*")
-    # A NaN loss is reported as the outcome `diverged`; torchmetrics' warning adds nothing.
-    warnings.filterwarnings("ignore", message=".*Encountered `nan` values in tensor.*")
     # SequenceModule keeps lengths on the CPU for any datamodule; that is the point, not a slip.
     warnings.filterwarnings(
         "ignore", message=".*overridden `transfer_batch_to_device` in `LightningModule`.*"
