@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -76,3 +77,40 @@ def wait_for(
             raise AssertionError(f"sweep exited early with {proc.returncode}: {output}")
         time.sleep(0.5)
     raise AssertionError("timed out")
+
+
+def kill_sweep_when(
+    args: list[str],
+    folder: Path,
+    env: dict[str, str],
+    ready: Callable[[], Any],
+    timeout: float,
+    settle: float = 0.0,
+) -> None:
+    """Run `rnnlab sweep` (`args`) in `folder` and SIGKILL it once `ready()` is truthy (after
+    `settle` more seconds): a driver dying hard. Waits for Ray's reaper afterwards."""
+    proc = subprocess.Popen(
+        args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for(ready, timeout, proc)
+        time.sleep(settle)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(3)  # Ray's reaper tears down the orphaned workers
+
+
+def resume_sweep(cmd: list[str], env: dict[str, str], folder: Path, name: str) -> None:
+    """`rnnlab sweep sweep.name=NAME sweep.resume=true` in `folder`; it must exit 0."""
+    resumed = subprocess.run(
+        [*cmd, "sweep", f"sweep.name={name}", "sweep.resume=true"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr

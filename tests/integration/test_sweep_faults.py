@@ -12,11 +12,12 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 from tests.integration._sweeps import (
     SLOW_TRIALS,
+    kill_sweep_when,
+    resume_sweep,
     rnnlab_cli,
     store_client,
     sweep_runs,
@@ -71,18 +72,14 @@ def test_trial_killed_with_sigkill_is_retried_from_checkpoint_and_sweep_complete
 def test_driver_killed_and_resumed_ends_with_exact_trials_and_nothing_running(tmp_path):
     cmd, env = rnnlab_cli()
     args = [*cmd, "sweep", *SLOW_TRIALS, "sweep.trials=4", "sweep.name=resume"]
-    proc = subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    kill_sweep_when(
+        args,
+        tmp_path,
+        env,
+        lambda: any(r.get("rnnlab_done") for r in tune_results(tmp_path)),
+        240,
+        settle=1.0,
     )
-    try:
-        wait_for(lambda: any(r.get("rnnlab_done") for r in tune_results(tmp_path)), 240, proc)
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    time.sleep(3)  # Ray's reaper tears down the orphaned workers
     state = json.loads((tmp_path / "rnnlab-sweeps/resume/sweep.json").read_text())
     assert state["status"] == "running"  # the killed driver could not record anything
 
@@ -91,15 +88,7 @@ def test_driver_killed_and_resumed_ends_with_exact_trials_and_nothing_running(tm
     )
     assert "interrupted" in listed.stdout
 
-    resumed = subprocess.run(
-        [*cmd, "sweep", "sweep.name=resume", "sweep.resume=true"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    resume_sweep(cmd, env, tmp_path, "resume")
     client = store_client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
     children = sweep_runs(client, exp.experiment_id, "resume")

@@ -7,18 +7,16 @@ beside whichever sweep file finishes first.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import time
 
 import pytest
 from tests.integration._sweeps import (
     SLOW_TRIALS,
+    kill_sweep_when,
+    resume_sweep,
     rnnlab_cli,
     store_client,
     sweep_runs,
     tune_results,
-    wait_for,
 )
 
 
@@ -27,29 +25,11 @@ def test_driver_killed_during_the_final_seeds_resumes_them_without_duplicate_run
     cmd, env = rnnlab_cli()
     args = [*cmd, "sweep", *SLOW_TRIALS, "sweep.trials=1", "sweep.name=final"]
     args[args.index("sweep.final_seeds=0")] = "sweep.final_seeds=2"
-    proc = subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        # Killed once a final seed has reported an epoch, before the seeds have finished.
-        wait_for(lambda: tune_results(tmp_path, "final"), 300, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # Killed once a final seed has reported an epoch, before the seeds have finished.
+    kill_sweep_when(args, tmp_path, env, lambda: tune_results(tmp_path, "final"), 300)
     assert not any(r.get("rnnlab_done") for r in tune_results(tmp_path, "final"))
-    time.sleep(3)  # Ray's reaper tears down the orphaned workers
 
-    resumed = subprocess.run(
-        [*cmd, "sweep", "sweep.name=final", "sweep.resume=true"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    resume_sweep(cmd, env, tmp_path, "final")
     client = store_client(tmp_path)
     exp = client.get_experiment_by_name("rnnlab")
     final = sweep_runs(client, exp.experiment_id, "final", role="final")
