@@ -840,6 +840,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="time rnnlab's per-step pieces (loader, loss, metrics, clipping, MLflow) on their own",
     )
+    parser.add_argument(
+        "--gc",
+        action="store_true",
+        help="per run: garbage collections during training (count, ms) and the first epoch",
+    )
     parser.add_argument("--profile-lines", type=int, default=30, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.epochs = args.epochs or (2 if args.quick else 5)
@@ -1112,6 +1117,15 @@ def breakdown(problem: Problem, work: Workload, args: argparse.Namespace, store:
         rounds=5,
         clock=time.perf_counter,
     )
+    add(
+        "  weights only, for comparison (wall)",
+        lambda: trainer.save_checkpoint(ckpt, weights_only=True),
+        None,
+        5,
+        2,
+        rounds=5,
+        clock=time.perf_counter,
+    )
     handle = runs.start_run(cfg.tracking.uri, cfg.tracking.experiment, "breakdown")
     client = runs.client(cfg.tracking.uri)
     metrics = [Metric(f"m{i}", 1.0, 0, 0) for i in range(10)]
@@ -1134,8 +1148,37 @@ def breakdown(problem: Problem, work: Workload, args: argparse.Namespace, store:
         print(f"{name:<38} {1000 * r:>10.3f} {plain_ms} {k:>8} {extra:>15.2f}")
 
 
+# (start time, generation, seconds) of each garbage collection, when --gc is on.
+gc_pauses: list[tuple[float, int, float]] = []
+_gc_started = [0.0]
+
+
+def _record_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        gc_pauses.append((_gc_started[0], info["generation"], time.perf_counter() - _gc_started[0]))
+
+
+def report_gc(way: str, clock: Clock, timing: Timing) -> None:
+    """Collections during one run's training (from its first step): count and time per
+    generation, beside the run's first-epoch time."""
+    first = clock.first_step or 0.0
+    during = [(g, t) for start, g, t in gc_pauses if start >= first]
+    gens = ", ".join(
+        f"gen{g} {sum(1 for x, _ in during if x == g)}x "
+        f"{1000 * sum(t for x, t in during if x == g):.0f} ms"
+        for g in range(3)
+    )
+    print(f"gc {LABELS[way].strip():<20} {gens}; first epoch {timing.epoch_s[0]:.3f} s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.gc:
+        import gc
+
+        gc.callbacks.append(_record_gc)
     args.threads = args.threads or torch.get_num_threads()
     # Same CPU settings for every way; rnnlab's fit() sets the same two again from its config.
     torch.set_flush_denormal(True)
@@ -1174,7 +1217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 order = ways[rep % len(ways) :] + ways[: rep % len(ways)]
                 for way in order:
                     clock = Clock(time.perf_counter())
+                    gc_pauses.clear()
                     results[way].append(RUNNERS[way](problem, work, args.epochs, clock, store))
+                    if args.gc:
+                        report_gc(way, clock, results[way][-1])
             all_met &= report_workload(work, results, realistic=name == "realistic")
     load_after = os.getloadavg()
     print(
