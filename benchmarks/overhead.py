@@ -5,6 +5,9 @@ process, interleaved (the order rotates every repeat) so that machine noise hits
 
   hand      a plain loop: nn.LSTM + Linear, Adam, clip_grad_norm_, DataLoader(TensorDataset)
   lightning a minimal LightningModule + Trainer (no logger, checkpoints or progress bar)
+  lightning-ckpt  the same with Lightning's default checkpointing on (its ModelCheckpoint()
+            writes a checkpoint every epoch): what a bare Lightning script gets by default,
+            and the baseline that pays for a per-epoch write as rnnlab does (reference only)
   rnnlab    `rnnlab.training.tracked.train_tracked(cfg)` (which calls `fit(cfg)`) with MLflow
             logging on, against a temporary `sqlite:///.../mlflow.db`, checkpoints on
 
@@ -72,7 +75,7 @@ from rnnlab.training.tracked import open_run, train_tracked  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - _IMPORT_START
 
-WAYS = ("hand", "lightning", "rnnlab")
+WAYS = ("hand", "lightning", "lightning-ckpt", "rnnlab")
 ABLATIONS = (
     "rnnlab-async",
     "rnnlab-buffered",
@@ -84,6 +87,7 @@ ABLATIONS = (
 LABELS = {
     "hand": "hand loop",
     "lightning": "bare Lightning",
+    "lightning-ckpt": "Lightning+its ckpt",
     "rnnlab": "rnnlab fit+MLflow",
     "rnnlab-async": " ..async MLflow",
     "rnnlab-buffered": " ..MLflow every 10 s",
@@ -91,6 +95,12 @@ LABELS = {
     "rnnlab-nomlflow": " ..no MLflow",
     "rnnlab-core": " ..neither",
     "rnnlab-asyncckpt": " ..async checkpoints",
+}
+SHORT = {
+    "hand": "hand loop",
+    "lightning": "bare Lightning",
+    "lightning-ckpt": "Lightning+ckpt",
+    "rnnlab": "rnnlab",
 }
 TARGET_RATIO = 1.05
 TARGET_SETUP_S = 3.0
@@ -485,6 +495,19 @@ class BareModule(pl.LightningModule):
 def run_lightning(
     problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
 ) -> Timing:
+    return _run_bare_lightning(problem, epochs, clock, store, "lightning", checkpoints=False)
+
+
+def run_lightning_checkpoints(
+    problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
+) -> Timing:
+    """Bare Lightning with its default checkpointing: ModelCheckpoint() saving every epoch."""
+    return _run_bare_lightning(problem, epochs, clock, store, "lightning-ckpt", checkpoints=True)
+
+
+def _run_bare_lightning(
+    problem: Problem, epochs: int, clock: Clock, store: Path, way: str, checkpoints: bool
+) -> Timing:
     torch.manual_seed(problem.cfg.train.seed)
     module = BareModule(problem)
     train_loader, val_loader = baseline_loaders(problem)
@@ -494,17 +517,17 @@ def run_lightning(
         devices=1,
         max_epochs=epochs,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoints,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         gradient_clip_val=problem.clip,
         gradient_clip_algorithm="norm",
         callbacks=[EpochClockCallback(clock)],
-        default_root_dir=str(store / "lightning"),
+        default_root_dir=str(store / way),
     )
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    return clock.timing("lightning")
+    return clock.timing(way)
 
 
 def run_rnnlab(problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path) -> Timing:
@@ -702,6 +725,7 @@ def run_rnnlab_buffered_mlflow(
 RUNNERS: dict[str, Callable[[Problem, Workload, int, Clock, Path], Timing]] = {
     "hand": run_hand,
     "lightning": run_lightning,
+    "lightning-ckpt": run_lightning_checkpoints,
     "rnnlab": run_rnnlab,
     "rnnlab-async": run_rnnlab_async_mlflow,
     "rnnlab-buffered": run_rnnlab_buffered_mlflow,
@@ -748,15 +772,17 @@ def report_workload(work: Workload, results: dict[str, list[Timing]], realistic:
     ok = True
     pairs = [
         ("rnnlab", "lightning", True),
+        ("rnnlab", "lightning-ckpt", None),
         ("rnnlab", "hand", realistic),
         ("lightning", "hand", None),
+        ("lightning-ckpt", "lightning", None),
     ]
     for num, den, targeted in pairs:
         if num not in wall or den not in wall:
             continue
         r = wall[num] / wall[den]
         r_cpu = cpu[num] / cpu[den]
-        name = f"ratio {'rnnlab' if num == 'rnnlab' else 'Lightning'}/{LABELS[den]}:"
+        name = f"ratio {SHORT[num]}/{SHORT[den]}:"
         if targeted:
             ok &= r <= TARGET_RATIO
             note = f"target <= {TARGET_RATIO}x: {_verdict(r)}"
@@ -813,13 +839,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--accelerator",
         choices=("cpu", "gpu"),
         default="cpu",
-        help="device for all three ways (gpu: rnnlab's hardware=gpu, one CUDA device)",
+        help="device for every way (gpu: rnnlab's hardware=gpu, one CUDA device)",
     )
     parser.add_argument(
         "--precision",
         choices=("32", "16-mixed", "bf16-mixed"),
         default="32",
-        help="precision for all three ways: Lightning's names; the hand loop uses autocast",
+        help="precision for every way: Lightning's names; the hand loop uses autocast",
     )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 2 epochs, 1 repeat, a few batches"
@@ -1192,7 +1218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"pytorch-lightning {pl.__version__}; python {platform.python_version()}"
     )
     device = torch.cuda.get_device_name(0) if args.accelerator == "gpu" else "CPU"
-    print(f"device: {device}; precision {args.precision} in all three ways")
+    print(f"device: {device}; precision {args.precision} in all ways")
     print(
         f"epochs {args.epochs} x repeats {args.repeats} per way; imports took {IMPORT_SECONDS:.2f} s; "
         f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"

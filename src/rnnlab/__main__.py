@@ -3,7 +3,7 @@ but not installed (no console script), such as a GPU box that only has the sourc
 
 import sys
 
-from rnnlab.cli import main
+from rnnlab.cli import console_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

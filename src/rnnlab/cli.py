@@ -315,5 +315,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> int:
+    """The `rnnlab` command: `main` with the collector paused for start-up and the heap
+    frozen for exit (rnnlab/collector.py says why). Only for a process that ends with it."""
+    from rnnlab.collector import freeze_for_exit, paused_for_startup
+
+    with paused_for_startup():
+        code = main()
+        freeze_for_exit()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from pytorch_lightning.callbacks import Callback
 
+from rnnlab.collector import long_lived_objects_frozen
 from rnnlab.composition import absolute_paths, compose
 from rnnlab.config import validate_run_config
-from rnnlab.training.fit import fit, long_lived_objects_frozen
+from rnnlab.training.fit import fit
 
 
 class _FreezeProbe(Callback):
@@ -44,3 +45,36 @@ def test_a_freeze_someone_else_made_is_left_alone() -> None:
         assert gc.get_freeze_count() == before
     finally:
         gc.unfreeze()
+
+
+def test_the_rnnlab_command_trains_with_the_collector_on_and_freezes_the_heap_for_exit(
+    tiny, tmp_path: Path, monkeypatch
+) -> None:
+    """`console_main` pauses the collector for start-up only: a trainer that ran with it off
+    would leak every cycle it makes. The freeze for exit is what shortens shutdown."""
+    import sys
+
+    import pytorch_lightning as pl
+
+    from rnnlab.cli import console_main
+
+    seen: list[tuple[bool, int]] = []
+    original = pl.Trainer.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "fit", recording_fit)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["rnnlab", "train", *tiny, "train.max_epochs=1"])
+    try:
+        assert console_main() == 0
+        assert gc.get_freeze_count() > 10_000  # frozen for the exit this process skips
+    finally:
+        gc.unfreeze()
+    assert len(seen) == 1
+    enabled, frozen = seen[0]
+    assert enabled
+    assert frozen > 10_000
+    assert gc.isenabled()

@@ -30,7 +30,8 @@ def test_overhead_benchmark_quick_run_prints_every_ratio_line(capsys, monkeypatc
     out = capsys.readouterr().out
     assert "ratio rnnlab/bare Lightning:" in out
     assert "ratio rnnlab/hand loop:" in out
+    assert "ratio rnnlab/Lightning+ckpt:" in out
     assert "rnnlab set-up (worst run):" in out
-    for label in ("hand loop", "bare Lightning", "rnnlab fit+MLflow"):
+    for label in ("hand loop", "bare Lightning", "Lightning+its ckpt", "rnnlab fit+MLflow"):
         assert label in out
     assert list(tmp_path.iterdir()) == []

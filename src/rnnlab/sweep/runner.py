@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnlab.collector import long_lived_objects_frozen
 from rnnlab.config import ConfigError
 from rnnlab.sweep.plan import SweepPlan
 from rnnlab.sweep.settings import SweepSettings
@@ -262,7 +263,7 @@ def _run_search(plan: SweepPlan, uri: str, experiment_id: str, parent_run_id: st
     path = plan.folder / TUNE_DIR
     deadline = time.time() + s.time_budget - 1.0 if s.time_budget else None
     trainable = _trainable(plan, uri, experiment_id, parent_run_id, deadline=deadline)
-    return _restored_or_new(
+    tuner = _restored_or_new(
         plan,
         path,
         trainable,
@@ -286,7 +287,9 @@ def _run_search(plan: SweepPlan, uri: str, experiment_id: str, parent_run_id: st
                 verbose=0,
             ),
         ),
-    ).fit()
+    )
+    with long_lived_objects_frozen():
+        return tuner.fit()
 
 
 def _restored_or_new(plan: SweepPlan, path: Path, trainable: Any, new: Callable[[], Any]) -> Any:
@@ -391,12 +394,14 @@ def _final_evaluation(
     trainable = _trainable(plan, uri, experiment_id, parent_run_id, role="final")
     # Restored after a driver death, as the search is: a fresh Tuner trained every seed again
     # beside the killed ones' runs.
-    grid = _restored_or_new(
+    tuner = _restored_or_new(
         plan,
         plan.folder / FINAL_DIR,
         trainable,
         lambda: _final_tuner(plan, trainable, space, experiment_id),
-    ).fit()
+    )
+    with long_lived_objects_frozen():
+        grid = tuner.fit()
     retire_lost_trial_runs(uri, experiment_id, plan.name, grid, role="final")
     test_metric = plan.metric.replace("val/", "test/", 1)
     values = []

@@ -7,13 +7,11 @@ in DDP ranks and on GPU machines without Ray installed; callers add what they ne
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
 
+from rnnlab.collector import long_lived_objects_frozen
 from rnnlab.config import RunConfig
 from rnnlab.data.base import TaskSpec
 from rnnlab.diagnostics import build_diagnostics  # issue 5: gradient flow, clipping, spectra
@@ -188,27 +187,6 @@ def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
     return (best if best and Path(best).exists() else None), (
         last if last and Path(last).exists() else None
     )
-
-
-@contextmanager
-def long_lived_objects_frozen() -> Iterator[None]:
-    """Keep Python's cyclic garbage collector off the objects that exist before training.
-
-    Importing MLflow, SQLAlchemy, Hydra and Lightning leaves ~650k tracked objects. The first
-    full collection during training walks all of them: 0.3-0.4 s inside epoch 1 of every
-    `rnnlab train` (docs/benchmarks.md), and as much again for every later full collection.
-    `gc.freeze()` puts them out of the collector's reach; `gc.unfreeze()` hands them back when
-    training ends, so nothing leaks across the trials a sweep worker runs. If something else
-    froze objects first, it owns the freeze and this does nothing.
-    """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def fit(
