@@ -137,7 +137,17 @@ def _restore(checkpoint: Any, workdir: Path) -> tuple[str | None, str | None, fl
 
 
 def run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
-    """Tune's function trainable (bound to the payload with tune.with_parameters)."""
+    """Tune's function trainable (bound to the payload with tune.with_parameters).
+
+    A fresh worker imports Lightning and MLflow here; the collector waits until training
+    starts, as in the `rnnlab` command (rnnlab/collector.py)."""
+    from rnnlab.collector import paused_for_startup
+
+    with paused_for_startup():
+        _run_trial(params, payload)
+
+
+def _run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
     from ray import tune
 
     from rnnlab.sweep.tracking import find_trial_run, reopen_run
