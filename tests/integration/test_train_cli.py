@@ -199,3 +199,26 @@ def test_a_real_numeric_blowup_is_caught_as_divergence_with_its_last_finite_valu
     assert isinstance(div["last_finite_loss"], float)
     assert isinstance(div["last_grad_norm"], float)  # the step that blew it up
     assert "test/loss" not in result.metrics  # a diverged run is not tested
+
+
+def test_a_store_named_by_absolute_path_keeps_the_artifacts_beside_it(
+    run_cli, open_store, tiny, tmp_path
+) -> None:
+    """Run from one folder into a store in another: the artifacts go where the store is,
+    and the folder the command ran in stays empty (MLflow alone would fill ./mlruns)."""
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    result = run_cli(
+        here,
+        "train",
+        *tiny,
+        "train.max_epochs=1",
+        f"tracking.uri=sqlite:///{elsewhere / 'mlflow.db'}",
+    )
+    assert result.rc == 0, result.stderr
+    assert list(here.iterdir()) == []
+    run = open_store(elsewhere).only_run()
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert artifacts.is_relative_to(elsewhere / "mlruns")
+    assert (artifacts / "config.yaml").is_file()

@@ -88,12 +88,22 @@ def git_state(start: Path | None = None) -> dict[str, str]:
 def get_or_create_experiment(
     mlflow_client: Any, name: str, artifact_location: str | None = None
 ) -> str:
+    """The experiment's id, creating it if needed.
+
+    With no `artifact_location`, an experiment in a SQLite store keeps its artifacts in
+    `mlruns/` beside the database file. MLflow's client would put them in `./mlruns` of
+    whatever the working directory is, so a store named by an absolute path collected
+    artifacts in every folder it was used from.
+    """
     exp = mlflow_client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             mlflow_client.restore_experiment(exp.experiment_id)
         return exp.experiment_id
+    uri = mlflow_client.tracking_uri
     try:
+        if artifact_location is None and uri.startswith("sqlite:///"):
+            return _create_beside_database(uri, name)
         return mlflow_client.create_experiment(name, artifact_location=artifact_location)
     except Exception:
         # Another process created it between our lookup and create.
@@ -101,6 +111,19 @@ def get_or_create_experiment(
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def _create_beside_database(uri: str, name: str) -> str:
+    """Create through a store whose default artifact root is `mlruns/` beside the database:
+    MLflow then names the folder by the experiment's id, as it does for `./mlruns`."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = Path(uri[len("sqlite:///") :]).resolve().parent
+    store = SqlAlchemyStore(uri, str(folder / "mlruns"))
+    try:
+        return store.create_experiment(name)
+    finally:
+        store.engine.dispose()
 
 
 def _param_value(value: Any) -> str:
