@@ -526,7 +526,8 @@ def _run_bare_lightning(
         gradient_clip_val=problem.clip,
         gradient_clip_algorithm="norm",
         callbacks=[EpochClockCallback(clock)],
-        default_root_dir=str(store / way),
+        # A fresh folder per run: a checkpoint left by the last repeat would draw a warning.
+        default_root_dir=tempfile.mkdtemp(prefix=f"{way}-", dir=store),
     )
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     return clock.timing(way)
