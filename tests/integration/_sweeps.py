@@ -105,12 +105,22 @@ def kill_sweep_when(
 
 def resume_sweep(cmd: list[str], env: dict[str, str], folder: Path, name: str) -> None:
     """`rnnlab sweep sweep.name=NAME sweep.resume=true` in `folder`; it must exit 0."""
-    resumed = subprocess.run(
-        [*cmd, "sweep", f"sweep.name={name}", "sweep.resume=true"],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    try:
+        resumed = subprocess.run(
+            [*cmd, "sweep", f"sweep.name={name}", "sweep.resume=true"],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    except subprocess.TimeoutExpired as exc:
+        # Once seen, never explained: keep what the resumed driver printed before it hung.
+        said = "".join(
+            part.decode(errors="replace") if isinstance(part, bytes) else part
+            for part in (exc.stdout or "", exc.stderr or "")
+        )
+        raise AssertionError(
+            f"resumed sweep still running after 600 s; it printed:\n{said}"
+        ) from exc
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
