@@ -782,7 +782,7 @@ def report_workload(work: Workload, results: dict[str, list[Timing]], realistic:
         print(
             f"{LABELS[way]:<19} {median([r.setup_s for r in runs]):>9.3f} "
             f"{runs[0].setup_s:>8.3f} {wall[way]:>9.4f} "
-            f"{min(ss, default=float('nan')):>8.4f} {max(ss, default=float('nan')):>8.4f} "
+            f"{fastest[way]:>8.4f} {max(ss, default=float('nan')):>8.4f} "
             f"{cpu[way]:>8.4f} {1000 * median(steady(runs, 'after_end_s')):>8.2f} "
             f"{len(ss):>3} {runs[-1].final_train_loss:>11.5f}"
         )
