@@ -85,6 +85,7 @@ ABLATIONS = (
     "rnnlab-nomlflow",
     "rnnlab-core",
     "rnnlab-asyncckpt",
+    "rnnlab-syncckpt",
 )
 LABELS = {
     "hand": "hand loop",
@@ -97,6 +98,7 @@ LABELS = {
     "rnnlab-nomlflow": " ..no MLflow",
     "rnnlab-core": " ..neither",
     "rnnlab-asyncckpt": " ..async checkpoints",
+    "rnnlab-syncckpt": " ..ckpt written at once",
 }
 SHORT = {
     "hand": "hand loop",
@@ -600,7 +602,7 @@ def run_rnnlab_async_checkpoints(
 
     class AsyncIOTrainer(trainer_cls):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, plugins=[AsyncCheckpointIO()], **kwargs)
+            super().__init__(*args, **{**kwargs, "plugins": [AsyncCheckpointIO()]})
 
     cfg = _rnnlab_config(problem, work, epochs, clock, store)
     fit_module.pl.Trainer = AsyncIOTrainer  # type: ignore[misc]
@@ -610,6 +612,17 @@ def run_rnnlab_async_checkpoints(
         fit_module.pl.Trainer = trainer_cls  # type: ignore[misc]
     _check_complete(result.fit, epochs, "rnnlab run with async checkpoints")
     return clock.timing("rnnlab-asyncckpt")
+
+
+def run_rnnlab_sync_checkpoints(
+    problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
+) -> Timing:
+    """rnnlab writing each checkpoint when it is made (train.checkpoints_in_memory_mb=0), as
+    it did before checkpoints were held in memory until the end of training."""
+    cfg = _rnnlab_config(problem, work, epochs, clock, store, "train.checkpoints_in_memory_mb=0")
+    result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
+    _check_complete(result.fit, epochs, "rnnlab run writing checkpoints at once")
+    return clock.timing("rnnlab-syncckpt")
 
 
 def run_rnnlab_core(
@@ -736,6 +749,7 @@ RUNNERS: dict[str, Callable[[Problem, Workload, int, Clock, Path], Timing]] = {
     "rnnlab-nomlflow": run_rnnlab_no_mlflow,
     "rnnlab-core": run_rnnlab_core,
     "rnnlab-asyncckpt": run_rnnlab_async_checkpoints,
+    "rnnlab-syncckpt": run_rnnlab_sync_checkpoints,
 }
 
 

@@ -118,6 +118,7 @@ class TrainConfig(_Strict):
     clip: ClipConfig = ClipConfig()
     time_budget: float | None = Field(default=None, gt=0.0)
     keep_checkpoints: Literal["best_and_last", "best", "last", "none"] = "best_and_last"
+    checkpoints_in_memory_mb: float = Field(default=64.0, ge=0.0)
     deterministic: bool = False
 
     # mode="before": after pydantic's lax coercion `true` would already be the int 1.

@@ -191,14 +191,14 @@ def test_bucketed_or_padded_to_the_longest_the_loss_over_a_split_is_the_same(
 
 def test_padding_fraction_is_measured_over_the_epochs_batches() -> None:
     callback = PaddingFraction()
-    trainer = SimpleNamespace(loggers=[], current_epoch=0)
-    module = SimpleNamespace(logged={}, log=lambda k, v, **kw: module.logged.update({k: v}))
+    trainer = SimpleNamespace(loggers=[], current_epoch=0, callback_metrics={})
+    module = SimpleNamespace()
     callback.on_train_epoch_start(trainer, module)
     for lengths in ([4, 4], [1, 3]):
         steps = max(lengths)
         batch = SequenceBatch(torch.zeros(2, steps), torch.zeros(2), torch.tensor(lengths))
         callback.on_train_batch_end(trainer, module, None, batch, 0)
     callback.on_train_epoch_end(trainer, module)
-    assert module.logged["train/padding_fraction"] == pytest.approx(1 - 12 / 14)
+    assert float(trainer.callback_metrics["train/padding_fraction"]) == pytest.approx(1 - 12 / 14)
     callback.on_train_epoch_start(trainer, module)
     assert callback.value is None

@@ -33,8 +33,9 @@ def pad_collate(
         raise ValueError("pad_collate got an empty list of examples")
     inputs = [x for x, _ in examples]
     targets = [y for _, y in examples]
-    lengths = torch.tensor([x.shape[0] for x in inputs], dtype=torch.long)
-    same_length = bool((lengths == lengths[0]).all())
+    steps = [x.shape[0] for x in inputs]
+    lengths = torch.tensor(steps, dtype=torch.long)
+    same_length = steps.count(steps[0]) == len(steps)
     # Fixed-length tasks (adding, copy, digits) take the cheap path: nothing to pad.
     if same_length:
         batch_inputs = torch.stack(inputs)
@@ -42,10 +43,10 @@ def pad_collate(
         batch_inputs = pad_sequence(inputs, batch_first=True, padding_value=float(padding_value))
     if per_step_targets:
         target_lengths = [y.shape[0] for y in targets]
-        if target_lengths != lengths.tolist():
+        if target_lengths != steps:
             raise ValueError(
                 "per-step targets must have one entry per input step; got input lengths "
-                f"{lengths.tolist()} and target lengths {target_lengths}"
+                f"{steps} and target lengths {target_lengths}"
             )
         if same_length:
             batch_targets = torch.stack(targets)

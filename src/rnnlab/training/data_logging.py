@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from rnnlab.training.module import publish
+
 PADDING_METRIC = "train/padding_fraction"
 
 
@@ -57,7 +59,9 @@ class PaddingFraction(Callback):
         value = self.value
         if value is None:
             return
-        pl_module.log(PADDING_METRIC, value, logger=False, sync_dist=False)
+        # Straight into callback_metrics, as the module's epoch metrics go (module.publish):
+        # `pl_module.log` walks its result collection for one number.
+        publish(trainer, {PADDING_METRIC: value})
         for lg in trainer.loggers:
             lg.log_metrics({PADDING_METRIC: value}, step=trainer.current_epoch)
 

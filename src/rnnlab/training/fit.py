@@ -28,10 +28,13 @@ from rnnlab.diagnostics import build_diagnostics  # issue 5: gradient flow, clip
 from rnnlab.diagnostics.divergence import divergence_detail  # issue 5
 from rnnlab.models import build_model
 from rnnlab.registry import task_class
+from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO
 from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
 from rnnlab.training.length_generalisation import evaluate_lengths, supports_lengths
 from rnnlab.training.lm_module import LanguageModelModule  # issue 4: truncated BPTT
 from rnnlab.training.module import DivergedError, SequenceModule
+
+BEST_CHECKPOINT = "best"  # the file name ModelCheckpoint gives the best epoch, without .ckpt
 
 
 @dataclass
@@ -101,7 +104,7 @@ def build_callbacks(cfg: RunConfig, spec: TaskSpec, checkpoint_dir: Path) -> lis
         callbacks.append(
             ModelCheckpoint(
                 dirpath=checkpoint_dir,
-                filename="best",
+                filename=BEST_CHECKPOINT,
                 monitor=monitor,
                 mode=mode,
                 save_top_k=1 if keep in ("best_and_last", "best") else 0,
@@ -151,6 +154,7 @@ def build_trainer(
         raise ValueError("hardware.strategy=ray_ddp runs only inside a sweep (Ray Train)")
     precision = "32-true" if hw.precision in ("32", "32-true") else hw.precision
     return pl.Trainer(
+        plugins=checkpoint_plugins(cfg, root_dir),
         accelerator=hw.accelerator,
         devices=hw.devices,
         strategy=strategy,
@@ -170,6 +174,16 @@ def build_trainer(
         default_root_dir=str(root_dir),
         log_every_n_steps=1,
     )
+
+
+def checkpoint_plugins(cfg: RunConfig, checkpoint_dir: Path) -> list[Any]:
+    """The IO that holds `build_callbacks`' best and last checkpoints until training ends."""
+    limit = int(cfg.train.checkpoints_in_memory_mb * 2**20)
+    if cfg.train.keep_checkpoints == "none" or limit <= 0:
+        return []
+    ext = ModelCheckpoint.FILE_EXTENSION
+    names = (BEST_CHECKPOINT + ext, ModelCheckpoint.CHECKPOINT_NAME_LAST + ext)
+    return [WriteAtTeardownCheckpointIO(checkpoint_dir, names, limit)]
 
 
 def _data_parallel(accelerator: str, devices: int | str) -> bool:

@@ -16,7 +16,7 @@ from rnnlab.config import ConfigError, RunConfig
 from rnnlab.data.base import SequenceBatch, TaskSpec
 from rnnlab.models.recurrent import HiddenState, RecurrentNet
 from rnnlab.training.module import SequenceModule
-from rnnlab.training.objectives import EpochMetrics, loss_fn, valid_pairs
+from rnnlab.training.objectives import loss_fn, valid_pairs
 
 
 def tie_embeddings(net: nn.Module) -> None:
@@ -47,23 +47,15 @@ class LanguageModelModule(SequenceModule):
         super().__init__(cfg, spec, net)
         self.carried: dict[str, HiddenState | None] = {"train": None, "val": None, "test": None}
 
-    def _stage_of(self, metrics: EpochMetrics) -> str:
-        if metrics is self.train_metrics:
-            return "train"
-        return "val" if metrics is self.val_metrics else "test"
-
-    def _shared_step(self, batch: SequenceBatch, metrics: EpochMetrics) -> Tensor:
+    def _scored(self, batch: SequenceBatch, stage: str) -> tuple[Tensor, Tensor, Tensor]:
         inputs, targets, lengths = batch
-        stage = self._stage_of(metrics)
         hidden = self.carried[stage]
         if hidden is not None and _rows(hidden) != inputs.shape[0]:
             hidden = None  # a loader with another number of rows: nothing to continue
         out = self.net(inputs, lengths, hidden)
         self.carried[stage] = RecurrentNet.detach_hidden(out.hidden)
         p, t = valid_pairs(self.spec, out.predictions, targets, lengths)
-        loss = loss_fn(self.spec, p, t)
-        metrics.update(loss, p, t)
-        return loss
+        return loss_fn(self.spec, p, t), p, t
 
     def reset_state(self, stage: str) -> None:
         self.carried[stage] = None

@@ -85,22 +85,34 @@ class SequenceModule(pl.LightningModule):
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         return self.net(inputs, lengths).predictions
 
-    def _shared_step(self, batch: SequenceBatch, metrics: EpochMetrics) -> Tensor:
+    def _scored(self, batch: SequenceBatch, stage: str) -> tuple[Tensor, Tensor, Tensor]:
+        """(loss, predictions, targets) over the batch's valid steps; `stage` is train, val
+        or test (a language model carries a state per stage)."""
         inputs, targets, lengths = batch
         preds = self.net(inputs, lengths).predictions
         p, t = valid_pairs(self.spec, preds, targets, lengths)
-        loss = loss_fn(self.spec, p, t)
+        return loss_fn(self.spec, p, t), p, t
+
+    def _stage_of(self, metrics: EpochMetrics) -> str:
+        if metrics is self.train_metrics:
+            return "train"
+        return "val" if metrics is self.val_metrics else "test"
+
+    def _shared_step(self, batch: SequenceBatch, metrics: EpochMetrics) -> Tensor:
+        loss, p, t = self._scored(batch, self._stage_of(metrics))
         metrics.update(loss, p, t)
         return loss
 
     def training_step(self, batch: SequenceBatch, batch_idx: int) -> Tensor:
-        loss = self._shared_step(batch, self.train_metrics)
+        loss, p, t = self._scored(batch, "train")
         value = float(loss.detach())
         if not math.isfinite(value):
             if self._grad_norms:  # the epoch summary that would set it has not run yet
                 self.last_grad_norm = float(self._grad_norms[-1])
             raise DivergedError(self.global_step, value, self.last_finite_loss)
         self.last_finite_loss = value
+        # The divergence check has already read the loss back: the epoch mean takes the number.
+        self.train_metrics.update(loss, p, t, loss_value=value)
         return loss
 
     def validation_step(self, batch: SequenceBatch, batch_idx: int) -> None:

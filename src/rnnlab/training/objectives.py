@@ -112,6 +112,7 @@ class EpochMetrics(torch.nn.Module):
             )
         self.spec = spec
         self.loss = WeightedMean()
+        self._host_total, self._host_count = 0.0, 0
         self.metrics = torch.nn.ModuleDict(
             {
                 name: METRICS[name](spec)
@@ -120,15 +121,32 @@ class EpochMetrics(torch.nn.Module):
             }
         )
 
-    def update(self, loss: Tensor, preds: Tensor, targets: Tensor) -> None:
-        self.loss.update(loss, targets.shape[0])
+    def update(
+        self, loss: Tensor, preds: Tensor, targets: Tensor, loss_value: float | None = None
+    ) -> None:
+        """`loss_value`: the loss as a number, where the caller has already read it back
+        (training does, to catch divergence); it is summed on the host, which saves the
+        tensor arithmetic and torchmetrics' update bookkeeping of every step."""
+        if loss_value is None:
+            self.loss.update(loss, targets.shape[0])
+        else:
+            self._host_total += loss_value * targets.shape[0]
+            self._host_count += targets.shape[0]
         if self.metrics:
             detached = preds.detach().float()
             for metric in self.metrics.values():
                 metric.update(detached, targets)
 
+    def _fold_host_sums(self) -> None:
+        """Move the host-side loss sums into the metric state, which syncs across ranks."""
+        if self._host_count:
+            mean = torch.tensor(self._host_total / self._host_count, dtype=torch.float64)
+            self.loss.update(mean, self._host_count)
+            self._host_total, self._host_count = 0.0, 0
+
     def compute(self, prefix: str) -> dict[str, float]:
         out: dict[str, float] = {}
+        self._fold_host_sums()
         if self.loss.update_count == 0:
             return out
         loss = float(self.loss.compute())
@@ -143,6 +161,7 @@ class EpochMetrics(torch.nn.Module):
         return out
 
     def reset(self) -> None:
+        self._host_total, self._host_count = 0.0, 0
         self.loss.reset()
         for metric in self.metrics.values():
             metric.reset()
