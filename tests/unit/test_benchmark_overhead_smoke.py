@@ -35,3 +35,19 @@ def test_overhead_benchmark_quick_run_prints_every_ratio_line(capsys, monkeypatc
     for label in ("hand loop", "bare Lightning", "Lightning+its ckpt", "rnnlab fit+MLflow"):
         assert label in out
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_every_ablation_of_the_overhead_benchmark_runs(capsys, monkeypatch, tmp_path):
+    """Each ablation swaps one piece of fit (a logger, a checkpoint IO); one that no longer
+    fits fit's signature would otherwise only surface when someone needs the figures."""
+    monkeypatch.chdir(tmp_path)
+    overhead = _load_overhead()
+
+    args = ["--quick", "--workloads", "parity", "--threads", "1", "--ablations"]
+    assert overhead.main(args) == 0
+
+    out = capsys.readouterr().out
+    for way in overhead.ABLATIONS:
+        assert f"ablation {way}/Lightning:" in out, way
+    assert list(tmp_path.iterdir()) == []
