@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from rnnlab.config import ConfigError
 
@@ -197,9 +196,11 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from rnnlab.tracking.probe import resolve_tracking_uri
+    from rnnlab.tracking.sqlite_uri import sqlite_path
 
     uri = resolve_tracking_uri(args.uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
         raise ConfigError(
             f"no MLflow store at {uri}; run `rnnlab train` or `rnnlab sweep` here first, or pass --uri"
         )

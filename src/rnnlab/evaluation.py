@@ -146,9 +146,11 @@ def _open_store(tracking_uri: str) -> tuple[str, Any]:
     """The resolved URI and a client, refusing a missing SQLite file instead of creating one."""
     from rnnlab.tracking import runs
     from rnnlab.tracking.probe import probe_tracking_uri, resolve_tracking_uri
+    from rnnlab.tracking.sqlite_uri import sqlite_path
 
     uri = resolve_tracking_uri(tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
         raise ConfigError(
             f"no MLflow store at {uri}; run `rnnlab eval` where the run was trained, "
             "or pass --uri for its store"

@@ -12,13 +12,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rnnlab.config import ConfigError
+from rnnlab.tracking.sqlite_uri import absolute_sqlite_uri, sqlite_path
 
 
 def resolve_tracking_uri(uri: str, base: Path | None = None) -> str:
     """Make a relative SQLite/file URI absolute, so Ray workers write to the same store."""
     base = base or Path.cwd()
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str((base / uri[len("sqlite:///") :]).resolve())
+    if sqlite_path(uri) is not None:
+        return absolute_sqlite_uri(uri, base)
     if "://" not in uri:
         return str((base / uri).resolve())
     return uri
@@ -45,11 +46,10 @@ def probe_tracking_uri(uri: str, timeout: float = 2.0) -> None:
                 f"tracking.uri={uri}: MLflow tracking server unreachable ({reason}); start it "
                 "(`rnnlab server`) or fix tracking.uri"
             ) from None
-    elif scheme == "sqlite":
-        path = Path(uri[len("sqlite:///") :])
+    elif (path := sqlite_path(uri)) is not None:
         if not path.parent.is_dir():
             raise ConfigError(f"tracking.uri={uri}: folder {path.parent} does not exist")
-    elif scheme not in ("", "file", "postgresql", "mysql", "databricks"):
+    elif scheme not in ("", "file", "sqlite", "postgresql", "mysql", "databricks"):
         raise ConfigError(
             f"tracking.uri={uri}: unsupported scheme '{scheme}'; use sqlite:///FILE or http://HOST:PORT"
         )

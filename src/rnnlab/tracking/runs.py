@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 import rnnlab
+from rnnlab.tracking.sqlite_uri import sqlite_path
 
 OUTCOME_TAG = "rnnlab.outcome"
 OUTCOMES = ("running", "completed", "pruned", "diverged", "failed", "budget", "stopped")
@@ -102,8 +103,8 @@ def get_or_create_experiment(
         return exp.experiment_id
     uri = mlflow_client.tracking_uri
     try:
-        if artifact_location is None and uri.startswith("sqlite:///"):
-            return _create_beside_database(uri, name)
+        if artifact_location is None and (db := sqlite_path(uri)) is not None:
+            return _create_beside_database(uri, db, name)
         return mlflow_client.create_experiment(name, artifact_location=artifact_location)
     except Exception:
         # Another process created it between our lookup and create.
@@ -113,12 +114,12 @@ def get_or_create_experiment(
         return exp.experiment_id
 
 
-def _create_beside_database(uri: str, name: str) -> str:
+def _create_beside_database(uri: str, db: Path, name: str) -> str:
     """Create through a store whose default artifact root is `mlruns/` beside the database:
     MLflow then names the folder by the experiment's id, as it does for `./mlruns`."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    folder = Path(uri[len("sqlite:///") :]).resolve().parent
+    folder = db.resolve().parent
     store = SqlAlchemyStore(uri, str(folder / "mlruns"))
     try:
         return store.create_experiment(name)

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from rnnlab.config import ConfigError
+from rnnlab.tracking.sqlite_uri import SQLITE_PREFIX, absolute_sqlite_uri
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -40,7 +41,7 @@ _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 def default_backend_uri(cwd: Path | None = None) -> str:
     """`sqlite:///<cwd>/mlflow.db`: the same file `rnnlab train` writes to by default."""
-    return "sqlite:///" + str(((cwd or Path.cwd()) / "mlflow.db").resolve())
+    return SQLITE_PREFIX + str(((cwd or Path.cwd()) / "mlflow.db").resolve())
 
 
 def redact_uri(uri: str) -> str:
@@ -88,10 +89,7 @@ def resolve_backend_uri(
             f"backend URI {redact_uri(uri)!r} is not a SQLAlchemy URI; use e.g. "
             "sqlite:///ABS/PATH/mlflow.db or postgresql://USER@HOST:5432/DB"
         )
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        base = cwd or Path.cwd()
-        uri = "sqlite:///" + str((base / uri[len("sqlite:///") :]).resolve())
-    return uri
+    return absolute_sqlite_uri(uri, cwd or Path.cwd())
 
 
 def is_loopback(host: str) -> bool:

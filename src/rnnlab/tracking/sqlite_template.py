@@ -15,6 +15,8 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from rnnlab.tracking.sqlite_uri import SQLITE_PREFIX, sqlite_path
+
 
 def template_dir() -> Path:
     from rnnlab.data.cache import cache_dir
@@ -35,7 +37,7 @@ def _build_template(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rnnlab-store-", dir=path.parent) as tmp:
         db = Path(tmp) / "empty.db"
-        store = SqlAlchemyStore(f"sqlite:///{db}", str(Path(tmp) / "mlruns"))
+        store = SqlAlchemyStore(f"{SQLITE_PREFIX}{db}", str(Path(tmp) / "mlruns"))
         store.engine.dispose()
         os.replace(db, path)
 
@@ -48,9 +50,9 @@ def ensure_sqlite_store(uri: str, artifact_root: str | None = None) -> bool:
     `mlflow-artifacts:/`). Returns whether a store was created. Safe when several processes
     race: the copy is linked into place only if nothing is there yet. Never raises.
     """
-    if not uri.startswith("sqlite:///"):
+    target = sqlite_path(uri)
+    if target is None:
         return False
-    target = Path(uri[len("sqlite:///") :])
     if target.exists() or not target.parent.is_dir():
         return False
     staged: Path | None = None
