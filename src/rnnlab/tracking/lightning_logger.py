@@ -5,6 +5,11 @@ most of an epoch (docs/benchmarks.md). Metrics are buffered and written together
 `flush_every_s` has passed, when a sweep trial checkpoints (so a retried trial never misses
 an epoch it has a checkpoint for: see sweep/trial.py), and when Lightning finalizes the logger — which it does
 at the end of every stage and on any exception, divergence included.
+
+Flushing before a trial's checkpoint means a trial killed between the two logs an epoch
+that its retry, resuming from the checkpoint before, trains again. MLflow cannot replace a
+logged value, so a resumed run is given the steps it already holds (`skip_steps`) and keeps
+the first value of each: one point per epoch, as on a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -18,9 +23,16 @@ from pytorch_lightning.utilities import rank_zero_only
 
 
 class BufferedMLFlowLogger(MLFlowLogger):
-    def __init__(self, *args: Any, flush_every_s: float = 10.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        flush_every_s: float = 10.0,
+        skip_steps: Mapping[str, set[int]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.flush_every_s = flush_every_s
+        self.skip_steps = dict(skip_steps or {})
         self._buffer: list[Any] = []
         self._last_flush = time.monotonic()
 
@@ -29,10 +41,11 @@ class BufferedMLFlowLogger(MLFlowLogger):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+        step = step or 0
         for key, value in metrics.items():
-            if isinstance(value, str):
+            if isinstance(value, str) or step in self.skip_steps.get(key, ()):
                 continue
-            self._buffer.append(Metric(key=key, value=float(value), timestamp=now, step=step or 0))
+            self._buffer.append(Metric(key=key, value=float(value), timestamp=now, step=step))
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()
 

@@ -237,6 +237,13 @@ def log_metrics(handle: RunHandle, metrics: Mapping[str, float], step: int = 0) 
         c.log_batch(handle.run_id, metrics=items[i : i + 1000])
 
 
+def logged_steps(handle: RunHandle) -> dict[str, set[int]]:
+    """Every (metric, step) the run already holds: what a resumed run must not log again."""
+    c = client(handle.uri)
+    keys = c.get_run(handle.run_id).data.metrics
+    return {k: {m.step for m in c.get_metric_history(handle.run_id, k)} for k in keys}
+
+
 def end_run(handle: RunHandle, outcome: str) -> None:
     """Record the outcome tag and the matching MLflow status; never leave a run RUNNING."""
     c = client(handle.uri)

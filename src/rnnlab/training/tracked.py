@@ -90,7 +90,11 @@ def train_tracked(
             extra_params=extra_params,
         )
     logger = BufferedMLFlowLogger(
-        experiment_name=cfg.tracking.experiment, tracking_uri=cfg.tracking.uri, run_id=handle.run_id
+        experiment_name=cfg.tracking.experiment,
+        tracking_uri=cfg.tracking.uri,
+        run_id=handle.run_id,
+        # A resumed run may train again epochs that an interrupted attempt already logged.
+        skip_steps=runs.logged_steps(handle) if resume_from else None,
     )
     try:
         result = fit(
