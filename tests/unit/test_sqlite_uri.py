@@ -21,5 +21,10 @@ def test_a_relative_sqlite_path_is_resolved_against_the_base_and_others_are_kept
         f"sqlite:///{tmp_path.resolve()}/sub/mlflow.db"
     )
     assert absolute_sqlite_uri("sqlite:////abs/mlflow.db", tmp_path) == "sqlite:////abs/mlflow.db"
+    # An absolute path is kept as given, not resolved: a store named through a link stays so.
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    linked = f"sqlite:///{tmp_path / 'link' / 'mlflow.db'}"
+    assert absolute_sqlite_uri(linked, tmp_path / "elsewhere") == linked
     for uri in ("http://127.0.0.1:5000", "postgresql://u@h:5432/db"):
         assert absolute_sqlite_uri(uri, tmp_path) == uri
