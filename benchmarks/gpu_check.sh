@@ -8,7 +8,8 @@
 # Logs go to $OUT (default ./gpu-check-out), one file per step; every step has its own time
 # limit so that a slow one cannot take the others' results with it.
 #
-#   bash benchmarks/gpu_check.sh            # about 4 minutes on one H100/H200
+#   bash benchmarks/gpu_wheels.sh           # here, before: the wheels a bare GPU machine lacks
+#   bash benchmarks/gpu_check.sh            # there: about 5 minutes on one H100/H200
 set -uo pipefail
 
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -42,19 +43,34 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.bac
       '| lightning', pl.__version__, '| python', platform.python_version(),
       '|', torch.cuda.get_device_name(0))"
 
-step pytest 180 "$PY" -m pytest -p no:cacheprovider -q -m gpu \
+"$PY" -c "import os, sys; print('dont_write_bytecode', sys.flags.dont_write_bytecode,
+      '| PYTHONPYCACHEPREFIX', os.environ.get('PYTHONPYCACHEPREFIX'), '| HOME', os.path.expanduser('~'))"
+
+# Steps in order of what matters most, each with its own limit, so that a run cut short by
+# the machine's lease still brings back the first ones' logs.
+#
+# Set-up as a first user meets it: nothing imported or cached yet in any process (no bytecode
+# for the scratch wheels, no rnnlab cache, no MLflow store template), then the same again in a
+# second fresh process, which has what the first one left on disk.
+for n in 1 2; do
+    TAIL=8 step "setup-fresh-$n" 60 "$PY" benchmarks/overhead.py --accelerator gpu --quick \
+        --workloads parity
+done
+
+step pytest 150 "$PY" -m pytest -p no:cacheprovider -q -m gpu \
     tests/integration/test_gpu.py tests/unit/test_recurrent_model.py
+
+TAIL=40 step overhead-fp32 150 "$PY" benchmarks/overhead.py --accelerator gpu --precision 32
 
 # The command a user types, in an empty folder, as `rnnlab train` (entry point run by module).
 RUN=$(mktemp -d)
 for precision in 16-mixed bf16-mixed; do
-    (cd "$RUN" && step "train-$precision" 90 "$PY" -m rnnlab train model=lstm hardware=gpu \
+    (cd "$RUN" && step "train-$precision" 60 "$PY" -m rnnlab train model=lstm hardware=gpu \
         "hardware.precision=$precision" model.num_layers=2 model.hidden_size=256 \
         task=adding task.seq_len=100 train.max_epochs=5)
 done
 
-TAIL=40 step overhead-fp32 200 "$PY" benchmarks/overhead.py --accelerator gpu --precision 32
-TAIL=20 step overhead-fp16 120 "$PY" benchmarks/overhead.py --accelerator gpu \
+TAIL=20 step overhead-fp16 90 "$PY" benchmarks/overhead.py --accelerator gpu \
     --precision 16-mixed --workloads realistic
-TAIL=22 step overhead-ablations 150 "$PY" benchmarks/overhead.py --accelerator gpu \
+TAIL=22 step overhead-ablations 120 "$PY" benchmarks/overhead.py --accelerator gpu \
     --precision 32 --workloads parity --ablations
