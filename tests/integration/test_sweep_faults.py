@@ -14,6 +14,7 @@ import signal
 import subprocess
 
 import pytest
+import torch
 from tests.integration._sweeps import (
     SLOW_TRIALS,
     kill_sweep_when,
@@ -66,6 +67,16 @@ def test_trial_killed_with_sigkill_is_retried_from_checkpoint_and_sweep_complete
     # continued from its checkpoint: each epoch logged once, not restarted at epoch 0
     steps = [m.step for m in client.get_metric_history(killed.info.run_id, "val/loss")]
     assert sorted(steps) == [0, 1, 2, 3]
+    # Its logged best checkpoint is the epoch that scored best across both attempts (the
+    # scores Tune recorded, one per epoch), not merely the best since the retry.
+    scored = {
+        int(r["epoch"]): r["val/loss"]
+        for r in tune_results(tmp_path)
+        if r.get("rnnlab_run_id") == killed.info.run_id and not r.get("rnnlab_done")
+    }
+    assert sorted(scored) == [0, 1, 2, 3]
+    local = client.download_artifacts(killed.info.run_id, "checkpoints/best.ckpt", str(tmp_path))
+    assert torch.load(local, weights_only=False)["epoch"] == min(scored, key=scored.__getitem__)
 
 
 @pytest.mark.slow

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 
 from rnnlab.sweep.plan import build_trial_config
+from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO, copy_checkpoint_file
+from rnnlab.training.model_checkpoint import BEST_FILE
 
 META_FILE = "rnnlab_trial.json"
 CKPT_FILE = "trial.ckpt"
@@ -63,8 +66,14 @@ def penalty(mode: str) -> float:
     return DIVERGED_PENALTY if mode == "min" else -DIVERGED_PENALTY
 
 
-class TuneReporter(pl.Callback):
-    """Report each epoch's metrics to Tune with a checkpoint, so retries and resumes continue."""
+class TuneReporter(Checkpoint):
+    """Report each epoch's metrics to Tune with a checkpoint, so retries and resumes continue.
+
+    A `Checkpoint` callback so that Lightning runs it after ModelCheckpoint (checkpoint
+    callbacks go last, in order): the Tune checkpoint then holds this epoch's best-model
+    bookkeeping and the best file itself, which a retry in a new folder needs to keep testing
+    and logging the trial's real best epoch (training/model_checkpoint.py).
+    """
 
     def __init__(self, payload: TrialPayload, run_id: str) -> None:
         self.payload = payload
@@ -95,10 +104,46 @@ class TuneReporter(pl.Callback):
             if hasattr(lg, "flush"):
                 lg.flush()
         with tempfile.TemporaryDirectory(prefix="rnnlab-tune-") as tmp:
-            trainer.save_checkpoint(os.path.join(tmp, CKPT_FILE))
-            with open(os.path.join(tmp, META_FILE), "w") as fh:
-                json.dump({"run_id": self.run_id, "best": self.best}, fh)
+            write_trial_checkpoint(trainer, Path(tmp), {"run_id": self.run_id, "best": self.best})
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def write_trial_checkpoint(trainer: pl.Trainer, folder: Path, meta: dict[str, Any]) -> None:
+    """What a retry or a resume continues from: the trainer's state, the best checkpoint so
+    far, and `meta` (with where that best checkpoint is, under "best_checkpoint")."""
+    trainer.save_checkpoint(folder / CKPT_FILE)
+    meta = dict(meta, best_checkpoint=_best_into(trainer, folder))
+    (folder / META_FILE).write_text(json.dumps(meta))
+
+
+def _best_into(trainer: pl.Trainer, folder: Path) -> str | None:
+    """Put the run's best checkpoint in `folder`. Returns "trial" when the trial checkpoint
+    itself is the best one (this epoch scored the best so far: no second copy), "file" when
+    it is BEST_FILE there, None when the run keeps no best checkpoint."""
+    best = next(
+        (
+            cb
+            for cb in trainer.checkpoint_callbacks
+            if isinstance(cb, ModelCheckpoint) and cb.save_top_k != 0
+        ),
+        None,
+    )
+    if best is None or not best.best_model_path or best.best_model_score is None:
+        return None
+    # This epoch's own value: callback_metrics still hold the last validation's after an
+    # epoch without one, when this epoch's state is not that validation's.
+    metrics = getattr(trainer.lightning_module, "epoch_metrics", None) or {}
+    fresh = metrics.get("epoch") == trainer.current_epoch
+    now = metrics.get(best.monitor) if fresh and best.monitor else None
+    if now is not None and float(now) == float(best.best_model_score):
+        return "trial"
+    io = trainer.strategy.checkpoint_io
+    dest = folder / BEST_FILE
+    if isinstance(io, WriteAtTeardownCheckpointIO):
+        copied = io.copy_to(best.best_model_path, dest)
+    else:
+        copied = copy_checkpoint_file(best.best_model_path, dest)
+    return "file" if copied else None
 
 
 def _snapshot_plots(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -121,19 +166,37 @@ def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> tuple[
     return tuple(int(grace_period * reduction_factor**k) for k in range(count))
 
 
-def _restore(checkpoint: Any, workdir: Path) -> tuple[str | None, str | None, float | None]:
-    """(run_id, local checkpoint path, best metric so far) from a Tune checkpoint."""
+def restore_trial_checkpoint(
+    folder: Path | None, workdir: Path, checkpoint_dir: Path
+) -> tuple[str | None, str | None, float | None]:
+    """(run_id, local checkpoint path, best metric so far) from a trial checkpoint's folder.
+
+    The best checkpoint so far goes to `checkpoint_dir` under the name ModelCheckpoint gives
+    it, where the resumed run's ModelCheckpoint finds it and keeps its score."""
+    if folder is None:
+        return None, None, None
+    meta_path = folder / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    ckpt = folder / CKPT_FILE
+    local = None
+    if ckpt.exists():
+        local = workdir / CKPT_FILE
+        shutil.copyfile(ckpt, local)
+    source = {"trial": ckpt, "file": folder / BEST_FILE}.get(meta.get("best_checkpoint"))
+    if source is not None and source.exists():
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, checkpoint_dir / BEST_FILE)
+    return meta.get("run_id"), (str(local) if local else None), meta.get("best")
+
+
+def _restore(
+    checkpoint: Any, workdir: Path, checkpoint_dir: Path
+) -> tuple[str | None, str | None, float | None]:
+    """restore_trial_checkpoint from a Tune checkpoint, or nothing for a first attempt."""
     if checkpoint is None:
         return None, None, None
     with checkpoint.as_directory() as d:
-        meta_path = Path(d) / META_FILE
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        ckpt = Path(d) / CKPT_FILE
-        local = None
-        if ckpt.exists():
-            local = workdir / CKPT_FILE
-            shutil.copyfile(ckpt, local)
-    return meta.get("run_id"), (str(local) if local else None), meta.get("best")
+        return restore_trial_checkpoint(Path(d), workdir, checkpoint_dir)
 
 
 def run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
@@ -181,7 +244,8 @@ def _run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
         wait_until_healthy(payload.tracking_uri, timeout=SERVER_WAIT_S)
     workdir = Path(tempfile.mkdtemp(prefix="rnnlab-trial-"))
     try:
-        run_id, resume_from, best = _restore(tune.get_checkpoint(), workdir)
+        checkpoint_dir = workdir / "checkpoints"
+        run_id, resume_from, best = _restore(tune.get_checkpoint(), workdir, checkpoint_dir)
         run_id = run_id or find_trial_run(
             payload.tracking_uri, payload.experiment_id, payload.sweep_name, trial_id
         )
@@ -209,7 +273,7 @@ def _run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
             cfg,
             handle=handle,
             extra_callbacks=[reporter],
-            checkpoint_dir=workdir / "checkpoints",
+            checkpoint_dir=checkpoint_dir,
             resume_from=resume_from,
             run_test=payload.role == "final" or payload.test,
             close_run=False,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,14 @@ def _bulk_bytes(checkpoint: dict[str, Any]) -> int:
     )
 
 
+def copy_checkpoint_file(path: Any, dest: Any) -> bool:
+    """Copy a written checkpoint file (a link is followed); False when there is none."""
+    if not os.path.isfile(path):
+        return False
+    shutil.copyfile(path, dest)
+    return True
+
+
 class WriteAtTeardownCheckpointIO(TorchCheckpointIO):
     """Lightning's own torch checkpoint IO, holding the named files until teardown."""
 
@@ -109,6 +118,17 @@ class WriteAtTeardownCheckpointIO(TorchCheckpointIO):
     def remove_checkpoint(self, path: Any) -> None:
         self._pending.pop(os.path.abspath(os.fspath(path)), None)
         super().remove_checkpoint(path)
+
+    def copy_to(self, path: Any, dest: Any) -> bool:
+        """Write checkpoint `path` to `dest` as it stands now, whether it is held or written.
+
+        A sweep trial hands its best checkpoint to Tune this way (sweep/trial.py). Returns
+        whether there was one to copy."""
+        held = self._pending.get(os.path.abspath(os.fspath(path)))
+        if held is not None:
+            super().save_checkpoint(held, dest)
+            return True
+        return copy_checkpoint_file(path, dest)
 
     def flush(self) -> None:
         """Write every checkpoint held in memory."""

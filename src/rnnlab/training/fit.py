@@ -19,7 +19,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
+from pytorch_lightning.callbacks import Callback, Checkpoint, EarlyStopping, ModelCheckpoint, Timer
 
 from rnnlab.collector import long_lived_objects_frozen
 from rnnlab.config import RunConfig
@@ -32,9 +32,8 @@ from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO
 from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
 from rnnlab.training.length_generalisation import evaluate_lengths, supports_lengths
 from rnnlab.training.lm_module import LanguageModelModule  # issue 4: truncated BPTT
+from rnnlab.training.model_checkpoint import BEST_CHECKPOINT, RelocatableModelCheckpoint
 from rnnlab.training.module import DivergedError, SequenceModule
-
-BEST_CHECKPOINT = "best"  # the file name ModelCheckpoint gives the best epoch, without .ckpt
 
 
 @dataclass
@@ -102,7 +101,7 @@ def build_callbacks(cfg: RunConfig, spec: TaskSpec, checkpoint_dir: Path) -> lis
     keep = cfg.train.keep_checkpoints
     if keep != "none":
         callbacks.append(
-            ModelCheckpoint(
+            RelocatableModelCheckpoint(
                 dirpath=checkpoint_dir,
                 filename=BEST_CHECKPOINT,
                 monitor=monitor,
@@ -166,7 +165,9 @@ def build_trainer(
         limit_test_batches=lb,
         logger=logger if logger is not None else False,
         callbacks=list(callbacks),
-        enable_checkpointing=cfg.train.keep_checkpoints != "none",
+        # A sweep trial's TuneReporter is a Checkpoint callback even when no files are kept.
+        enable_checkpointing=cfg.train.keep_checkpoints != "none"
+        or any(isinstance(cb, Checkpoint) for cb in callbacks),
         enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
