@@ -56,3 +56,10 @@ def test_pruning_benchmark_compares_epochs_and_best_with_and_without_asha(tmp_pa
     assert re.search(rf"^ratio epochs asha/none: {NUMBER}", out, re.M), out
     assert re.search(rf"^ratio best asha/none: +{NUMBER}", out, re.M), out
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_trial_checkpoint_benchmark_prints_the_best_copy_against_the_trial_checkpoint(tmp_path):
+    out = _run_quick("trial_checkpoint.py", tmp_path)
+    assert re.search(rf"best copy / trial checkpoint = {NUMBER}x, / epoch = {NUMBER}x$", out, re.M)
+    assert not list(tmp_path.iterdir())
