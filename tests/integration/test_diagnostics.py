@@ -90,7 +90,7 @@ def test_train_has_no_diagnostics_and_registers_no_hook_while_sweeps_switch_them
     assert build_diagnostics(train_cfg) == []
     spec = build_datamodule(train_cfg).spec
     names = {type(cb).__name__ for cb in build_callbacks(train_cfg, spec, tmp_path)}
-    assert names == {"ModelCheckpoint", "EarlyStopping"}
+    assert names == {"RelocatableModelCheckpoint", "EarlyStopping"}
     sweep_cfg = load_run_config("sweep", [])
     names = [type(cb).__name__ for cb in build_diagnostics(sweep_cfg)]
     assert names == [
