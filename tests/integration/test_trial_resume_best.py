@@ -113,3 +113,25 @@ def test_tune_reporter_runs_after_model_checkpoint() -> None:
     """Lightning runs Checkpoint callbacks last, in order: the reporter must be one to see
     this epoch's save, as `_TrialCheckpoints` above does."""
     assert issubclass(TuneReporter, Checkpoint)
+
+
+def test_a_run_keeping_no_checkpoints_gets_no_lightning_default_one(tiny, tmp_path: Path) -> None:
+    """A reporter that is a Checkpoint callback turns Lightning's checkpointing on; with
+    `keep_checkpoints=none` that must not bring in Lightning's default ModelCheckpoint."""
+    trial = tmp_path / "tune"
+    cfg = validate_run_config(
+        absolute_paths(
+            compose("train", [*tiny, "train.max_epochs=2", "train.keep_checkpoints=none"]),
+            base=tmp_path,
+        )
+    )
+    result = fit(
+        cfg,
+        checkpoint_dir=tmp_path / "ckpt",
+        extra_callbacks=[_TrialCheckpoints(trial)],
+        run_test=False,
+    )
+    assert result.outcome == "completed"
+    assert result.best_checkpoint is None and result.last_checkpoint is None
+    assert all(p.is_relative_to(trial) for p in tmp_path.rglob("*.ckpt"))
+    assert json.loads((trial / "epoch-1" / META_FILE).read_text())["best_checkpoint"] is None
