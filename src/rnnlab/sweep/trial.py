@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 
 from rnnlab.sweep.plan import build_trial_config
@@ -131,11 +132,13 @@ def _best_into(trainer: pl.Trainer, folder: Path) -> str | None:
     if best is None or not best.best_model_path or best.best_model_score is None:
         return None
     # This epoch's own value: callback_metrics still hold the last validation's after an
-    # epoch without one, when this epoch's state is not that validation's.
+    # epoch without one, when this epoch's state is not that validation's. Compared at the
+    # score's precision: callback_metrics hold float32 tensors of these Python floats.
     metrics = getattr(trainer.lightning_module, "epoch_metrics", None) or {}
     fresh = metrics.get("epoch") == trainer.current_epoch
     now = metrics.get(best.monitor) if fresh and best.monitor else None
-    if now is not None and float(now) == float(best.best_model_score):
+    score = best.best_model_score
+    if now is not None and bool(torch.tensor(float(now), dtype=score.dtype) == score.cpu()):
         return "trial"
     io = trainer.strategy.checkpoint_io
     dest = folder / BEST_FILE
