@@ -63,7 +63,8 @@ for n in 1 2; do
 done
 
 step pytest 150 "$PY" -m pytest -p no:cacheprovider -q -m gpu \
-    tests/integration/test_gpu.py tests/unit/test_recurrent_model.py
+    tests/integration/test_gpu.py tests/unit/test_recurrent_model.py \
+    tests/integration/test_trial_resume_best.py
 
 TAIL=40 step overhead-fp32 150 "$PY" benchmarks/overhead.py --accelerator gpu --precision 32
 

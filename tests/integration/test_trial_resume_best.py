@@ -52,11 +52,11 @@ class _Scramble(Callback):
             gen = torch.Generator().manual_seed(trainer.current_epoch)
             with torch.no_grad():
                 for p in pl_module.parameters():
-                    p.add_(torch.randn(p.shape, generator=gen) * 5.0)
+                    p.add_(torch.randn(p.shape, generator=gen).to(p.device) * 5.0)
 
 
-def _cfg(tiny, folder: Path, epochs: int):
-    overrides = [*tiny, f"train.max_epochs={epochs}", "train.early_stopping.enabled=false"]
+def _cfg(tiny, folder: Path, epochs: int, *extra: str):
+    overrides = [*tiny, f"train.max_epochs={epochs}", "train.early_stopping.enabled=false", *extra]
     return validate_run_config(absolute_paths(compose("train", overrides), base=folder))
 
 
@@ -64,17 +64,29 @@ def _weights(path: str | Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=False, map_location="cpu")["state_dict"]
 
 
+_ON_GPU = pytest.param(
+    ("hardware=gpu",),
+    id="gpu",
+    marks=[
+        pytest.mark.gpu,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+    ],
+)
+
+
+@pytest.mark.parametrize("hardware", [pytest.param((), id="cpu"), _ON_GPU])
 @pytest.mark.parametrize(
     ("scramble_last_first_run", "where"),
     [(False, "trial"), (True, "file")],
     ids=["last-epoch-is-best", "an-earlier-epoch-is-best"],
 )
 def test_resumed_trial_keeps_its_best_checkpoint(
-    tiny, tmp_path: Path, scramble_last_first_run: bool, where: str
+    tiny, tmp_path: Path, scramble_last_first_run: bool, where: str, hardware: tuple[str, ...]
 ) -> None:
+    """On a GPU the held checkpoints hold CUDA tensors, and the copy handed over is of those."""
     trial = tmp_path / "tune"
     first = fit(
-        _cfg(tiny, tmp_path, 3),
+        _cfg(tiny, tmp_path, 3, *hardware),
         checkpoint_dir=tmp_path / "attempt-1",
         extra_callbacks=[_TrialCheckpoints(trial), *([_Scramble(2)] * scramble_last_first_run)],
         run_test=False,
@@ -91,7 +103,7 @@ def test_resumed_trial_keeps_its_best_checkpoint(
     _, resume_from, _ = restore_trial_checkpoint(handed, tmp_path, folder)
     assert (folder / BEST_FILE).exists()
     resumed = fit(
-        _cfg(tiny, tmp_path, 5),
+        _cfg(tiny, tmp_path, 5, *hardware),
         checkpoint_dir=folder,
         extra_callbacks=[_Scramble(3, 4)],
         resume_from=resume_from,
