@@ -7,7 +7,7 @@ two writes at each epoch end (and the epoch's own time up to them): the trial ch
 too) and the best copy (written in the epochs that do not improve), and prints their ratio.
 
     python benchmarks/trial_checkpoint.py            # ~1 minute: default model, then a big one
-    python benchmarks/trial_checkpoint.py --quick    # smoke: one model, 2 epochs
+    python benchmarks/trial_checkpoint.py --quick    # smoke: one model, 2 short epochs
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def main() -> None:
     epochs = 2 if args.quick else args.epochs
     models = dict(list(MODELS.items())[:1]) if args.quick else MODELS
     for name, overrides in models.items():
-        raw = compose("train", [f"train.max_epochs={epochs}", "task.train_size=512", *overrides])
+        size = ["task.train_size=128", "task.seq_len=20"] if args.quick else ["task.train_size=512"]
+        raw = compose("train", [f"train.max_epochs={epochs}", *size, *overrides])
         timer = _Timer()
         with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as folder:
             fit(
