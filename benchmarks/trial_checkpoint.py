@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from rnnlab.composition import absolute_paths, compose
 from rnnlab.config import validate_run_config
 from rnnlab.sweep.trial import CKPT_FILE
-from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO, copy_checkpoint_file
+from rnnlab.training.checkpoint_io import copy_checkpoint
 from rnnlab.training.fit import fit
 from rnnlab.training.model_checkpoint import BEST_FILE
 
@@ -49,15 +49,11 @@ class _Timer(Checkpoint):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.epoch_ms.append((time.perf_counter() - self._start) * 1e3)
         best = trainer.checkpoint_callback.best_model_path
-        io = trainer.strategy.checkpoint_io
         with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
             t0 = time.perf_counter()
             trainer.save_checkpoint(Path(tmp) / CKPT_FILE)
             t1 = time.perf_counter()
-            if isinstance(io, WriteAtTeardownCheckpointIO):
-                io.copy_to(best, Path(tmp) / BEST_FILE)
-            else:
-                copy_checkpoint_file(best, Path(tmp) / BEST_FILE)
+            copy_checkpoint(trainer.strategy.checkpoint_io, best, Path(tmp) / BEST_FILE)
             t2 = time.perf_counter()
             self.size = (Path(tmp) / CKPT_FILE).stat().st_size
         self.trial_ms.append((t1 - t0) * 1e3)

@@ -22,7 +22,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 
 from rnnlab.sweep.plan import build_trial_config
-from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO, copy_checkpoint_file
+from rnnlab.training.checkpoint_io import copy_checkpoint
 from rnnlab.training.model_checkpoint import BEST_FILE
 
 META_FILE = "rnnlab_trial.json"
@@ -140,12 +140,9 @@ def _best_into(trainer: pl.Trainer, folder: Path) -> str | None:
     score = best.best_model_score
     if now is not None and bool(torch.tensor(float(now), dtype=score.dtype) == score.cpu()):
         return "trial"
-    io = trainer.strategy.checkpoint_io
-    dest = folder / BEST_FILE
-    if isinstance(io, WriteAtTeardownCheckpointIO):
-        copied = io.copy_to(best.best_model_path, dest)
-    else:
-        copied = copy_checkpoint_file(best.best_model_path, dest)
+    copied = copy_checkpoint(
+        trainer.strategy.checkpoint_io, best.best_model_path, folder / BEST_FILE
+    )
     return "file" if copied else None
 
 
@@ -170,14 +167,12 @@ def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> tuple[
 
 
 def restore_trial_checkpoint(
-    folder: Path | None, workdir: Path, checkpoint_dir: Path
+    folder: Path, workdir: Path, checkpoint_dir: Path
 ) -> tuple[str | None, str | None, float | None]:
     """(run_id, local checkpoint path, best metric so far) from a trial checkpoint's folder.
 
     The best checkpoint so far goes to `checkpoint_dir` under the name ModelCheckpoint gives
     it, where the resumed run's ModelCheckpoint finds it and keeps its score."""
-    if folder is None:
-        return None, None, None
     meta_path = folder / META_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     ckpt = folder / CKPT_FILE

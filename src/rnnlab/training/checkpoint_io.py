@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning_fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 _IMMUTABLE = (str, bytes, int, float, bool, complex, type(None), torch.dtype, torch.device)
@@ -73,7 +74,7 @@ def _bulk_bytes(checkpoint: dict[str, Any]) -> int:
     )
 
 
-def copy_checkpoint_file(path: Any, dest: Any) -> bool:
+def _copy_file(path: Any, dest: Any) -> bool:
     """Copy a written checkpoint file (a link is followed); False when there is none."""
     if not os.path.isfile(path):
         return False
@@ -120,15 +121,12 @@ class WriteAtTeardownCheckpointIO(TorchCheckpointIO):
         super().remove_checkpoint(path)
 
     def copy_to(self, path: Any, dest: Any) -> bool:
-        """Write checkpoint `path` to `dest` as it stands now, whether it is held or written.
-
-        A sweep trial hands its best checkpoint to Tune this way (sweep/trial.py). Returns
-        whether there was one to copy."""
+        """Write checkpoint `path` to `dest` as it stands now, whether it is held or written."""
         held = self._pending.get(os.path.abspath(os.fspath(path)))
         if held is not None:
             super().save_checkpoint(held, dest)
             return True
-        return copy_checkpoint_file(path, dest)
+        return _copy_file(path, dest)
 
     def flush(self) -> None:
         """Write every checkpoint held in memory."""
@@ -139,3 +137,13 @@ class WriteAtTeardownCheckpointIO(TorchCheckpointIO):
     def teardown(self) -> None:
         self.flush()
         super().teardown()
+
+
+def copy_checkpoint(io: CheckpointIO, path: Any, dest: Any) -> bool:
+    """Write checkpoint `path` to `dest` as it stands now, from memory when `io` holds it.
+
+    A sweep trial hands its best checkpoint to Tune this way (sweep/trial.py). Returns
+    whether there was one to copy."""
+    if isinstance(io, WriteAtTeardownCheckpointIO):
+        return io.copy_to(path, dest)
+    return _copy_file(path, dest)

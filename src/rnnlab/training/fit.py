@@ -32,7 +32,7 @@ from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO
 from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
 from rnnlab.training.length_generalisation import evaluate_lengths, supports_lengths
 from rnnlab.training.lm_module import LanguageModelModule  # issue 4: truncated BPTT
-from rnnlab.training.model_checkpoint import BEST_CHECKPOINT, RelocatableModelCheckpoint
+from rnnlab.training.model_checkpoint import BEST_CHECKPOINT, BEST_FILE, RelocatableModelCheckpoint
 from rnnlab.training.module import DivergedError, SequenceModule
 
 
@@ -182,8 +182,7 @@ def checkpoint_plugins(cfg: RunConfig, checkpoint_dir: Path) -> list[Any]:
     limit = int(cfg.train.checkpoints_in_memory_mb * 2**20)
     if cfg.train.keep_checkpoints == "none" or limit <= 0:
         return []
-    ext = ModelCheckpoint.FILE_EXTENSION
-    names = (BEST_CHECKPOINT + ext, ModelCheckpoint.CHECKPOINT_NAME_LAST + ext)
+    names = (BEST_FILE, ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION)
     return [WriteAtTeardownCheckpointIO(checkpoint_dir, names, limit)]
 
 
