@@ -1,4 +1,5 @@
-"""Lightning's ModelCheckpoint, made to keep its best score when a resumed run moves folder.
+"""Lightning's ModelCheckpoint, made to keep its best score when a resumed run moves folder,
+and to cost little in the epochs where it has nothing to save.
 
 A sweep trial that Tune retries after a crash, or resumes with its sweep, trains again in a
 fresh temporary folder, possibly on another node. Lightning's ModelCheckpoint restores its
@@ -7,17 +8,26 @@ path of the best file. The retry's first epoch then becomes "best" whatever it s
 trial tests and logs that epoch instead of its real best. The trial carries its best file into
 the new folder (sweep/trial.py); this class re-roots the restored paths so that the scores
 come back with it.
+
+The per-epoch bookkeeping was the largest cost rnnlab added to a small model's epoch
+(docs/benchmarks.md, parity workload): a deep copy of every logged metric, a `last.ckpt`
+link removed and made again though its target had not changed, and a check of the per-step
+save triggers after every batch though rnnlab saves per epoch. The overrides below do the
+same work without those; what is saved, and when, is Lightning's.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from torch import Tensor
 
 BEST_CHECKPOINT = "best"  # the file name ModelCheckpoint gives the best epoch, without .ckpt
 BEST_FILE = BEST_CHECKPOINT + ModelCheckpoint.FILE_EXTENSION
@@ -71,3 +81,47 @@ class RelocatableModelCheckpoint(ModelCheckpoint):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
             super().setup(trainer, pl_module, stage)
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        # Without a step or time trigger Lightning's per-batch checks always end in "skip".
+        if (
+            pl_module.automatic_optimization
+            and self._every_n_train_steps < 1
+            and self._train_time_interval is None
+        ):
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def _monitor_candidates(self, trainer: pl.Trainer) -> dict[str, Tensor]:
+        # As Lightning's, with each metric tensor cloned instead of deep-copied: the values
+        # must not change under the scores kept from them, and `Tensor.__deepcopy__` costs
+        # tens of microseconds a scalar.
+        candidates = {
+            key: value.detach().clone() if isinstance(value, Tensor) else copy.deepcopy(value)
+            for key, value in trainer.callback_metrics.items()
+        }
+        epoch = candidates.get("epoch")
+        candidates["epoch"] = (
+            epoch.int() if isinstance(epoch, Tensor) else torch.tensor(trainer.current_epoch)
+        )
+        step = candidates.get("step")
+        candidates["step"] = (
+            step.int() if isinstance(step, Tensor) else torch.tensor(trainer.global_step)
+        )
+        return candidates
+
+    @staticmethod
+    def _link_checkpoint(trainer: pl.Trainer, filepath: str, linkpath: str) -> None:
+        # `save_last="link"` re-links last.ckpt every epoch, mostly to the same best file.
+        target = os.path.relpath(filepath, os.path.dirname(linkpath))
+        if trainer.is_global_zero and os.path.islink(linkpath) and os.readlink(linkpath) == target:
+            trainer.strategy.barrier()
+            return
+        ModelCheckpoint._link_checkpoint(trainer, filepath, linkpath)
