@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -24,6 +24,10 @@ from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from rnnlab.sweep.plan import build_trial_config
 from rnnlab.training.checkpoint_io import copy_checkpoint
 from rnnlab.training.model_checkpoint import BEST_FILE
+
+if TYPE_CHECKING:
+    from rnnlab.config import RunConfig
+    from rnnlab.tracking.runs import RunHandle
 
 META_FILE = "rnnlab_trial.json"
 CKPT_FILE = "trial.ckpt"
@@ -208,12 +212,53 @@ def run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
         _run_trial(params, payload)
 
 
+def open_trial_run(
+    payload: TrialPayload,
+    cfg: RunConfig,
+    trial_id: str,
+    sampled: dict[str, Any],
+    run_id: str | None = None,
+) -> RunHandle:
+    """The trial's child run: `run_id` (from its Tune checkpoint) or the run an earlier
+    attempt of this trial opened, reopened; else a new one.
+
+    An attempt killed between creating its run and logging the config leaves a run with the
+    trial's tags and no params, which the retry finds by its trial id. So a reopened run gets
+    the config again; params it already holds are skipped (`runs.log_params`).
+    """
+    from rnnlab.sweep.tracking import find_trial_run, reopen_run
+    from rnnlab.tracking import runs
+    from rnnlab.training.tracked import open_run
+
+    extra_params = {f"sampled.{k}": v for k, v in sampled.items()}
+    run_id = run_id or find_trial_run(
+        payload.tracking_uri, payload.experiment_id, payload.sweep_name, trial_id
+    )
+    if run_id is None:
+        return open_run(
+            cfg,
+            run_name=f"{payload.sweep_name}/{trial_id}"
+            if payload.role == "search"
+            else f"{payload.sweep_name}/final-seed{cfg.train.seed}",
+            parent_run_id=payload.parent_run_id,
+            tags={
+                "rnnlab.sweep": payload.sweep_name,
+                "rnnlab.trial_id": trial_id,
+                "rnnlab.role": payload.role,
+            },
+            extra_params=extra_params,
+        )
+    handle = runs.RunHandle(payload.tracking_uri, run_id, payload.experiment_id)
+    reopen_run(handle)
+    runs.log_config(handle, cfg.to_dict(), extra_params)
+    return handle
+
+
 def _run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
     from ray import tune
 
-    from rnnlab.sweep.tracking import find_trial_run, reopen_run
     from rnnlab.tracking import runs
-    from rnnlab.training.tracked import open_run, train_tracked
+    from rnnlab.training.tracked import train_tracked
 
     trial_id = tune.get_context().get_trial_id()
     cfg = build_trial_config(payload.bases, params)
@@ -244,26 +289,7 @@ def _run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
     try:
         checkpoint_dir = workdir / "checkpoints"
         run_id, resume_from, best = _restore(tune.get_checkpoint(), workdir, checkpoint_dir)
-        run_id = run_id or find_trial_run(
-            payload.tracking_uri, payload.experiment_id, payload.sweep_name, trial_id
-        )
-        if run_id:
-            handle = runs.RunHandle(payload.tracking_uri, run_id, payload.experiment_id)
-            reopen_run(handle)
-        else:
-            handle = open_run(
-                cfg,
-                run_name=f"{payload.sweep_name}/{trial_id}"
-                if payload.role == "search"
-                else f"{payload.sweep_name}/final-seed{cfg.train.seed}",
-                parent_run_id=payload.parent_run_id,
-                tags={
-                    "rnnlab.sweep": payload.sweep_name,
-                    "rnnlab.trial_id": trial_id,
-                    "rnnlab.role": payload.role,
-                },
-                extra_params={f"sampled.{k}": v for k, v in sampled.items()},
-            )
+        handle = open_trial_run(payload, cfg, trial_id, sampled, run_id)
         runs.set_tags(handle, {"rnnlab.node_id": _node_id()})  # a retry records where it finished
         reporter = TuneReporter(payload, handle.run_id)
         reporter.best = best
