@@ -147,3 +147,22 @@ def test_a_run_keeping_no_checkpoints_gets_no_lightning_default_one(tiny, tmp_pa
     assert result.best_checkpoint is None and result.last_checkpoint is None
     assert all(p.is_relative_to(trial) for p in tmp_path.rglob("*.ckpt"))
     assert json.loads((trial / "epoch-1" / META_FILE).read_text())["best_checkpoint"] is None
+
+
+def test_a_run_keeping_only_last_hands_no_best_checkpoint(tiny, tmp_path: Path) -> None:
+    """`keep_checkpoints=last`: the run's ModelCheckpoint keeps no best file, so the trial
+    checkpoint claims none, and the run reports its last checkpoint, not a best one."""
+    trial = tmp_path / "tune"
+    cfg = _cfg(tiny, tmp_path, 2, "train.keep_checkpoints=last")
+    result = fit(
+        cfg,
+        checkpoint_dir=tmp_path / "ckpt",
+        extra_callbacks=[_TrialCheckpoints(trial)],
+        run_test=False,
+    )
+    assert result.outcome == "completed"
+    assert result.best_checkpoint is None and result.last_checkpoint is not None
+    for epoch in (0, 1):
+        meta = json.loads((trial / f"epoch-{epoch}" / META_FILE).read_text())
+        assert meta["best_checkpoint"] is None
+        assert not (trial / f"epoch-{epoch}" / BEST_FILE).exists()

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
+from pytorch_lightning.callbacks import Checkpoint
 
 from rnnlab.sweep.plan import build_trial_config
 from rnnlab.training.checkpoint_io import copy_checkpoint
-from rnnlab.training.model_checkpoint import BEST_FILE
+from rnnlab.training.model_checkpoint import BEST_FILE, run_model_checkpoint
 
 if TYPE_CHECKING:
     from rnnlab.config import RunConfig
@@ -125,14 +125,7 @@ def _best_into(trainer: pl.Trainer, folder: Path) -> str | None:
     """Put the run's best checkpoint in `folder`. Returns "trial" when the trial checkpoint
     itself is the best one (this epoch scored the best so far: no second copy), "file" when
     it is BEST_FILE there, None when the run keeps no best checkpoint."""
-    best = next(
-        (
-            cb
-            for cb in trainer.checkpoint_callbacks
-            if isinstance(cb, ModelCheckpoint) and cb.save_top_k != 0
-        ),
-        None,
-    )
+    best = run_model_checkpoint(trainer)  # keeping only last.ckpt: no best_model_path
     if best is None or not best.best_model_path or best.best_model_score is None:
         return None
     # This epoch's own value: callback_metrics still hold the last validation's after an

@@ -32,7 +32,12 @@ from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO
 from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
 from rnnlab.training.length_generalisation import evaluate_lengths, supports_lengths
 from rnnlab.training.lm_module import LanguageModelModule  # issue 4: truncated BPTT
-from rnnlab.training.model_checkpoint import BEST_CHECKPOINT, BEST_FILE, RelocatableModelCheckpoint
+from rnnlab.training.model_checkpoint import (
+    BEST_CHECKPOINT,
+    BEST_FILE,
+    RelocatableModelCheckpoint,
+    run_model_checkpoint,
+)
 from rnnlab.training.module import DivergedError, SequenceModule
 
 
@@ -193,8 +198,8 @@ def _data_parallel(accelerator: str, devices: int | str) -> bool:
 
 
 def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str | None, str | None]:
-    ckpt = trainer.checkpoint_callback
-    if not isinstance(ckpt, ModelCheckpoint):
+    ckpt = run_model_checkpoint(trainer)
+    if ckpt is None:
         return None, None
     best = ckpt.best_model_path or None
     last = ckpt.last_model_path or None

@@ -63,6 +63,15 @@ def relocated_state(state: dict[str, Any], new_dir: str) -> dict[str, Any]:
     return moved
 
 
+def run_model_checkpoint(trainer: pl.Trainer) -> ModelCheckpoint | None:
+    """The run's ModelCheckpoint (`fit` adds at most one), looked up among all checkpoint
+    callbacks: `trainer.checkpoint_callback` is merely the first of them, and a sweep
+    trial's TuneReporter is one too."""
+    return next(
+        (cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)), None
+    )
+
+
 class RelocatableModelCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that restores its scores from a run saved in another folder, when the
     best file has been brought along to the same name in this one."""
