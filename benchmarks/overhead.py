@@ -934,6 +934,8 @@ def print_profile(title: str, profile: cProfile.Profile | None, lines: int) -> N
         # Drop pstats' preamble up to the column header.
         body = body[body.find("   ncalls") :] if "   ncalls" in body else body
         print(f"\n-- {title}, by {key} time\n{body.rstrip()}")
+    if os.environ.get("RNNLAB_PROFILE_DUMP"):  # for pstats diffs between ways
+        profile.dump_stats(f"{os.environ['RNNLAB_PROFILE_DUMP']}-{title.split()[0]}.prof")
     if os.environ.get("RNNLAB_PROFILE_CALLERS"):
         pstats.Stats(profile).strip_dirs().sort_stats("tottime").print_callers(
             os.environ["RNNLAB_PROFILE_CALLERS"]

@@ -22,6 +22,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 
 from rnnlab.sweep.plan import build_trial_config
+from rnnlab.training.callback_hooks import skip_inherited_hooks
 from rnnlab.training.checkpoint_io import copy_checkpoint
 from rnnlab.training.model_checkpoint import BEST_FILE, run_model_checkpoint
 
@@ -284,7 +285,7 @@ def _run_trial(params: dict[str, Any], payload: TrialPayload) -> None:
         run_id, resume_from, best = _restore(tune.get_checkpoint(), workdir, checkpoint_dir)
         handle = open_trial_run(payload, cfg, trial_id, sampled, run_id)
         runs.set_tags(handle, {"rnnlab.node_id": _node_id()})  # a retry records where it finished
-        reporter = TuneReporter(payload, handle.run_id)
+        reporter = skip_inherited_hooks(TuneReporter(payload, handle.run_id))
         reporter.best = best
         result = train_tracked(
             cfg,

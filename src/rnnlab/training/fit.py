@@ -28,6 +28,7 @@ from rnnlab.diagnostics import build_diagnostics  # issue 5: gradient flow, clip
 from rnnlab.diagnostics.divergence import divergence_detail  # issue 5
 from rnnlab.models import build_model
 from rnnlab.registry import task_class
+from rnnlab.training.callback_hooks import skip_inherited_hooks
 from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO
 from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
 from rnnlab.training.length_generalisation import evaluate_lengths, supports_lengths
@@ -233,7 +234,10 @@ def fit(
     if checkpoint_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="rnnlab-")
         checkpoint_dir = Path(tmp.name)
-    callbacks = [*build_callbacks(cfg, spec, checkpoint_dir), *data_callbacks(), *extra_callbacks]
+    # rnnlab's own callbacks skip Lightning's dispatch of the hooks they leave empty; a
+    # caller's callbacks are the caller's.
+    own = [*build_callbacks(cfg, spec, checkpoint_dir), *data_callbacks()]
+    callbacks = [*map(skip_inherited_hooks, own), *extra_callbacks]
     trainer = build_trainer(cfg, callbacks, mlflow_logger, checkpoint_dir, progress)
     result = FitResult(
         outcome="completed", spec=spec, data_facts=datamodule.describe(), workdir=tmp
