@@ -140,8 +140,6 @@ def test_a_hidden_hook_is_not_called_by_lightning(tmp_path: Path) -> None:
     _trainer(tmp_path / "shown", [Spy()], epochs=1).fit(_Tiny(), data, data)
     shown = len(seen)
     seen.clear()
-    _trainer(tmp_path / "hidden", [skip_inherited_hooks(Spy())], epochs=1).fit(
-        _Tiny(), data, data
-    )
+    _trainer(tmp_path / "hidden", [skip_inherited_hooks(Spy())], epochs=1).fit(_Tiny(), data, data)
     # One epoch of 4 batches: about 40 dispatches, of which the 4 + 1 overridden remain.
     assert len(seen) < shown / 4, (len(seen), shown)
