@@ -90,9 +90,12 @@ def test_best_and_linked_last_as_lightning_keeps_them(
     lightning = _kept(_fit(ModelCheckpoint, tmp_path / "pl", **options), tmp_path / "pl")
     links_lightning = len(made)
     made.clear()
-    ours = _kept(_fit(RelocatableModelCheckpoint, tmp_path / "ours", **options), tmp_path / "ours")
+    callback = _fit(RelocatableModelCheckpoint, tmp_path / "ours", **options)
+    ours = _kept(callback, tmp_path / "ours")
 
     assert ours == lightning
+    # Nothing to check after each batch, so Lightning is not asked to call it.
+    assert callback.on_train_batch_end is None
     assert ours["best_epoch"] == VAL_LOSSES.index(min(VAL_LOSSES))
     assert ours["last"] == "best.ckpt"
     # Lightning links last.ckpt again at every epoch, to the same file; rnnlab's does it once.
@@ -121,6 +124,7 @@ def test_step_triggered_saves_still_happen(tmp_path: Path) -> None:
     options = {"filename": "{step}", "every_n_train_steps": 3, "save_top_k": -1}
     lightning = _fit(ModelCheckpoint, tmp_path / "pl", **options)
     ours = _fit(RelocatableModelCheckpoint, tmp_path / "ours", **options)
+    assert callable(ours.on_train_batch_end)
     files = sorted(p.name for p in (tmp_path / "ours").iterdir())
     assert files == sorted(p.name for p in (tmp_path / "pl").iterdir())
     assert "step=3.ckpt" in files  # mid-epoch (4 steps per epoch): only the step trigger saves it

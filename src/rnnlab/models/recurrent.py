@@ -96,6 +96,7 @@ class RecurrentNet(nn.Module):
         self.head_kind = spec.head
 
         self.encoder, feature_size = self._build_encoder(cfg, spec)
+        self._encodes = not isinstance(self.encoder, nn.Identity)
         self.dropout_input = SequenceDropout(cfg.dropout_input, cfg.dropout_variational)
         self.dropout = SequenceDropout(cfg.dropout, cfg.dropout_variational)
 
@@ -143,19 +144,24 @@ class RecurrentNet(nn.Module):
                 f"hidden has {len(hidden)} layer states; this model has {len(self.layers)} layers"
             )
         pack_lengths = self._lengths_to_pack(lengths, inputs.shape[1])
-        x = self.dropout_input(self.encoder(inputs))
+        x = self._dropped(self.dropout_input, self.encoder(inputs) if self._encodes else inputs)
         final: HiddenState = []
         for i, layer in enumerate(self.layers):
             if i > 0:
-                x = self.dropout(x)
+                x = self._dropped(self.dropout, x)
             x, state = layer(x, None if hidden is None else hidden[i], pack_lengths)
             final.append(state)
         if self.head_kind == "many_to_one":
             last = self._last_valid_step(x, lengths)
-            predictions = self.head(self.dropout(last.unsqueeze(1))).squeeze(1)
+            predictions = self.head(self._dropped(self.dropout, last.unsqueeze(1))).squeeze(1)
         else:
-            predictions = self.head(self.dropout(x))
+            predictions = self.head(self._dropped(self.dropout, x))
         return ModelOutput(predictions, final)
+
+    def _dropped(self, dropout: SequenceDropout, x: torch.Tensor) -> torch.Tensor:
+        """`dropout(x)`, without calling the module where it is the identity (p = 0, or
+        evaluation): a module call per step is a measurable share of a small model's step."""
+        return dropout(x) if dropout.p and self.training else x
 
     def _lengths_to_pack(self, lengths: torch.Tensor | None, steps: int) -> torch.Tensor | None:
         """Lengths to pack with, or None to run the padded batch as it is.

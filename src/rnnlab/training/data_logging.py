@@ -28,11 +28,13 @@ class PaddingFraction(Callback):
     """
 
     def __init__(self) -> None:
-        self._real: torch.Tensor | int = 0
+        # Each batch's lengths, summed once at the epoch's end: the per-batch work stays a
+        # list append, with no tensor arithmetic and no device sync.
+        self._lengths: list[torch.Tensor] = []
         self._padded = 0
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._real, self._padded = 0, 0
+        self._lengths, self._padded = [], 0
 
     def on_train_batch_end(
         self,
@@ -46,14 +48,14 @@ class PaddingFraction(Callback):
             inputs, _, lengths = batch
         except (TypeError, ValueError):
             return  # not a SequenceBatch: nothing to measure
-        self._real = self._real + lengths.sum()  # stays on-device: no sync per batch
+        self._lengths.append(lengths)
         self._padded += int(inputs.shape[0]) * int(inputs.shape[1])
 
     @property
     def value(self) -> float | None:
         if not self._padded:
             return None
-        return 1.0 - float(self._real) / self._padded
+        return 1.0 - float(torch.cat(self._lengths).sum()) / self._padded
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = self.value

@@ -90,23 +90,16 @@ class RelocatableModelCheckpoint(ModelCheckpoint):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
             super().setup(trainer, pl_module, stage)
-
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        # Without a step or time trigger Lightning's per-batch checks always end in "skip".
+        # Without a step or time trigger Lightning's per-batch checks always end in "skip";
+        # a hook that is not callable is not dispatched at all (training/callback_hooks.py).
         if (
             pl_module.automatic_optimization
             and self._every_n_train_steps < 1
             and self._train_time_interval is None
         ):
-            return
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            self.on_train_batch_end = None  # type: ignore[method-assign,assignment]
+        else:
+            vars(self).pop("on_train_batch_end", None)
 
     def _monitor_candidates(self, trainer: pl.Trainer) -> dict[str, Tensor]:
         # As Lightning's, with each metric tensor cloned instead of deep-copied: the values
