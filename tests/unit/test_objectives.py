@@ -217,3 +217,27 @@ def test_a_nan_loss_stays_in_the_epoch_mean_rather_than_being_dropped() -> None:
     metrics.update(loss_fn(SERIES, p, t), p, t)
     metrics.update(torch.tensor(float("nan")), p, t)
     assert math.isnan(metrics.compute("val")["val/loss"])
+
+
+@pytest.mark.parametrize("host_sum", [False, True], ids=["tensor_loss", "loss_value"])
+def test_an_unpadded_mse_batch_counts_every_step_in_the_epoch_mean(host_sum: bool) -> None:
+    """Unpadded MSE batches keep their (B, T, O) shape through `valid_pairs`; each still
+    weighs in the epoch's loss and MAE by its steps, not by its sequences."""
+    g = _gen(3)
+    full = (torch.randn(2, 6, 2, generator=g), torch.randn(2, 6, 2, generator=g))
+    short = (torch.randn(3, 6, 2, generator=g), torch.randn(3, 6, 2, generator=g))
+    short_lengths = torch.tensor([1, 2, 1])
+    metrics = EpochMetrics(SERIES)
+    squared, absolute, steps = 0.0, 0.0, 0
+    for (preds, targets), lengths in ((full, torch.tensor([6, 6])), (short, short_lengths)):
+        p, t = valid_pairs(SERIES, preds, targets, lengths)
+        loss = loss_fn(SERIES, p, t)
+        metrics.update(loss, p, t, loss_value=float(loss) if host_sum else None)
+        mask = step_mask(lengths, 6, torch.device("cpu"))
+        squared += float(((preds - targets) ** 2)[mask].sum())
+        absolute += float((preds - targets).abs()[mask].sum())
+        steps += int(mask.sum())
+    assert valid_pairs(SERIES, *full, torch.tensor([6, 6]))[0].shape == (2, 6, 2)
+    out = metrics.compute("train")
+    assert out["train/loss"] == pytest.approx(squared / (steps * 2), rel=1e-6)
+    assert out["train/mae"] == pytest.approx(absolute / (steps * 2), rel=1e-6)

@@ -25,7 +25,9 @@ def step_mask(lengths: Tensor, max_len: int, device: torch.device) -> Tensor:
 def valid_pairs(
     spec: TaskSpec, preds: Tensor, targets: Tensor, lengths: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Predictions and targets of the valid positions, flattened to (N, O) / (N,)."""
+    """Predictions and targets of the valid positions: (N, O) / (N,), one row per valid
+    position; an MSE batch without padding keeps its (B, T, O) shape. `pair_count` counts
+    the positions either way."""
     if spec.head == "many_to_one":
         if spec.loss == "mse":
             return preds.reshape(preds.shape[0], -1), targets.reshape(preds.shape[0], -1).to(
@@ -33,15 +35,21 @@ def valid_pairs(
             )
         return preds, targets
     if spec.loss == "mse" and bool((lengths == preds.shape[1]).all()):
-        # No padding in this batch: a reshape instead of a boolean gather (a copy per step).
-        out = preds.shape[-1]
-        return preds.reshape(-1, out), targets.reshape(-1, out).to(preds.dtype)
+        # No padding in this batch: every step is valid and the (B, T, O) tensors are the
+        # pairs as they are, without a boolean gather (a copy) or views to flatten them.
+        same = targets.shape == preds.shape
+        return preds, (targets if same else targets.reshape(preds.shape)).to(preds.dtype)
     mask = step_mask(lengths, preds.shape[1], preds.device)
     if spec.loss == "cross_entropy":
         mask = mask & (targets != IGNORE_INDEX)
         return preds[mask], targets[mask]
     p = preds[mask]
     return p, targets[mask].reshape(p.shape).to(p.dtype)
+
+
+def pair_count(preds: Tensor) -> int:
+    """The number of valid positions in `valid_pairs`' predictions (all but the last axis)."""
+    return preds.numel() // preds.shape[-1] if preds.ndim else 1
 
 
 def loss_fn(spec: TaskSpec, preds: Tensor, targets: Tensor) -> Tensor:
@@ -127,11 +135,12 @@ class EpochMetrics(torch.nn.Module):
         """`loss_value`: the loss as a number, where the caller has already read it back
         (training does, to catch divergence); it is summed on the host, which saves the
         tensor arithmetic and torchmetrics' update bookkeeping of every step."""
+        count = pair_count(preds)
         if loss_value is None:
-            self.loss.update(loss, targets.shape[0])
+            self.loss.update(loss, count)
         else:
-            self._host_total += loss_value * targets.shape[0]
-            self._host_count += targets.shape[0]
+            self._host_total += loss_value * count
+            self._host_count += count
         if self.metrics:
             detached = preds.detach().float()
             for metric in self.metrics.values():
