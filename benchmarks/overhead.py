@@ -86,6 +86,7 @@ ABLATIONS = (
     "rnnlab-core",
     "rnnlab-asyncckpt",
     "rnnlab-syncckpt",
+    "rnnlab-allhooks",
 )
 LABELS = {
     "hand": "hand loop",
@@ -99,6 +100,7 @@ LABELS = {
     "rnnlab-core": " ..neither",
     "rnnlab-asyncckpt": " ..async checkpoints",
     "rnnlab-syncckpt": " ..ckpt written at once",
+    "rnnlab-allhooks": " ..every hook called",
 }
 SHORT = {
     "hand": "hand loop",
@@ -625,6 +627,32 @@ def run_rnnlab_sync_checkpoints(
     return clock.timing("rnnlab-syncckpt")
 
 
+def run_rnnlab_all_hooks(
+    problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
+) -> Timing:
+    """rnnlab with Lightning calling every hook of its callbacks, the empty ones included,
+    as before `training/callback_hooks.py`: what hiding them saves, in the same process."""
+    import rnnlab.training.fit as fit_module
+    from rnnlab.training.model_checkpoint import RelocatableModelCheckpoint
+
+    hide, setup = fit_module.skip_inherited_hooks, RelocatableModelCheckpoint.setup
+
+    def setup_keeping_the_batch_hook(self: Any, *args: Any, **kwargs: Any) -> None:
+        setup(self, *args, **kwargs)
+        vars(self).pop("on_train_batch_end", None)
+
+    cfg = _rnnlab_config(problem, work, epochs, clock, store)
+    fit_module.skip_inherited_hooks = lambda callback: callback  # type: ignore[assignment]
+    RelocatableModelCheckpoint.setup = setup_keeping_the_batch_hook  # type: ignore[method-assign]
+    try:
+        result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
+    finally:
+        fit_module.skip_inherited_hooks = hide
+        RelocatableModelCheckpoint.setup = setup  # type: ignore[method-assign]
+    _check_complete(result.fit, epochs, "rnnlab run with every hook called")
+    return clock.timing("rnnlab-allhooks")
+
+
 def run_rnnlab_core(
     problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
 ) -> Timing:
@@ -750,6 +778,7 @@ RUNNERS: dict[str, Callable[[Problem, Workload, int, Clock, Path], Timing]] = {
     "rnnlab-core": run_rnnlab_core,
     "rnnlab-asyncckpt": run_rnnlab_async_checkpoints,
     "rnnlab-syncckpt": run_rnnlab_sync_checkpoints,
+    "rnnlab-allhooks": run_rnnlab_all_hooks,
 }
 
 
