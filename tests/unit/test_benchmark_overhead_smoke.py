@@ -51,3 +51,30 @@ def test_every_ablation_of_the_overhead_benchmark_runs(capsys, monkeypatch, tmp_
     for way in overhead.ABLATIONS:
         assert f"ablation {way}/Lightning:" in out, way
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_in_fit_attribution_times_the_pieces_of_both_ways(tmp_path):
+    """A subprocess: the script rewires Lightning's dispatch for the whole process."""
+    import subprocess
+
+    script = SCRIPT.with_name("in_fit_attribution.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--epochs", "2", "--repeats", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {
+        line[:52].strip(): line[52:].split()
+        for line in proc.stdout.splitlines()
+        if len(line) > 52 and line[52:].split()
+    }
+    lightning, rnnlab, _ = map(float, rows["training_step"])
+    assert lightning > 0 and rnnlab > 0
+    assert float(rows["checkpoint:   held copy"][1]) > 0  # rnnlab holds its checkpoints
+    assert float(rows["checkpoint:   held copy"][0]) == 0  # bare Lightning has none
+    assert "callback dispatch (all hooks)" in rows
+    assert list(tmp_path.iterdir()) == []
