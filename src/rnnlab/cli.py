@@ -151,9 +151,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _check_resume_overrides(plan, overrides: list[str]) -> None:
     """A resumed sweep keeps what it searches; only where it runs may change."""
-    from rnnlab.sweep.state import SweepRecord
+    from rnnlab.sweep.runner import load_plan
 
-    original = set(SweepRecord.load(plan.folder).overrides)
+    # From the plan, which is saved first: a driver may have died before saving its record.
+    original = set(load_plan(plan.folder)[0].overrides)
     where = ("sweep.name=", "sweep.resume=", "hardware=", "hardware.", "tracking=", "tracking.")
     extra = [o for o in overrides if not o.startswith(where) and o not in original]
     if extra:

@@ -25,7 +25,7 @@ from rnnlab.config import ConfigError
 from rnnlab.sweep.plan import SweepPlan
 from rnnlab.sweep.settings import SweepSettings
 from rnnlab.sweep.space import parse_search_space
-from rnnlab.sweep.state import SweepRecord
+from rnnlab.sweep.state import STATE_FILE, SweepRecord
 from rnnlab.tracking import runs
 
 PLAN_FILE = "plan.json"
@@ -129,8 +129,10 @@ def preflight(plan: SweepPlan) -> None:
     """
     from rnnlab.registry import check_task_inputs
 
-    exists = (plan.folder / "sweep.json").exists()
-    if plan.settings.resume and not exists:
+    exists = (plan.folder / STATE_FILE).exists()
+    # A driver that died before saving its record leaves the plan: resuming finishes it.
+    started = exists or (plan.folder / PLAN_FILE).exists()
+    if plan.settings.resume and not started:
         raise ConfigError(
             f"sweep.resume=true: no sweep named '{plan.name}' in {plan.folder.parent}; "
             "`rnnlab sweeps` lists the sweeps here"
@@ -545,6 +547,65 @@ def folder_size(folder: Path) -> int:
 
 
 # --- the driver -------------------------------------------------------------------------------
+FOLDER_TAG = "rnnlab.sweep_folder"
+
+
+def _sweep_parent(
+    plan: SweepPlan, uri: str, search_raw: dict[str, Any], adopt: bool
+) -> runs.RunHandle:
+    """The sweep's parent run, with its tags, params and search space.
+
+    With `adopt`, a resumed sweep without a record first looks for the parent run its driver
+    had created before dying (same sweep name and folder) and continues it, so the sweep
+    keeps one parent run and none is left RUNNING. Params it already holds are skipped.
+    """
+    from rnnlab.sweep.tracking import reopen_run
+
+    cfg = plan.base_cfg
+    parent = _created_parent(uri, cfg.tracking.experiment, plan) if adopt else None
+    if parent is None:
+        parent = runs.start_run(
+            uri,
+            cfg.tracking.experiment,
+            plan.name,
+            tags={
+                "rnnlab.sweep": plan.name,
+                "rnnlab.role": "sweep",
+                FOLDER_TAG: str(plan.folder),
+                "rnnlab.search_space": plan.space.describe()[:5000],
+                "rnnlab.sampler": plan.settings.sampler,
+                "rnnlab.scheduler": plan.settings.scheduler,
+                "rnnlab.metric": plan.metric,
+            },
+            artifact_location=cfg.tracking.artifact_location,
+        )
+    else:
+        reopen_run(parent)
+    settings = plan.settings.model_dump(mode="json")
+    runs.log_params(
+        parent,
+        {**{f"sweep.{k}": v for k, v in settings.items()}, **runs.flatten(cfg.to_dict())},
+    )
+    runs.log_text(parent, json.dumps(search_raw, indent=2), "search_space.json")
+    return parent
+
+
+def _created_parent(uri: str, experiment: str, plan: SweepPlan) -> runs.RunHandle | None:
+    c = runs.client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    found = c.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`rnnlab.sweep` = '{plan.name}' and tags.`rnnlab.role` = 'sweep'",
+    )
+    mine = [r for r in found if r.data.tags.get(FOLDER_TAG) == str(plan.folder)]
+    if not mine:
+        return None
+    first = min(mine, key=lambda r: r.info.start_time)
+    return runs.RunHandle(uri, first.info.run_id, exp.experiment_id)
+
+
 def run_sweep(plan: SweepPlan) -> SweepSummary:
     from rnnlab.sweep.ray_runtime import cluster_address, ray_session
     from rnnlab.sweep.tracking import trial_tracking_uri
@@ -555,8 +616,9 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
     if resume:
         plan, search_raw = load_plan(plan.folder)
         plan.settings = plan.settings.model_copy(update={"resume": True})
-        record = SweepRecord.load(plan.folder)
-        status = record.effective_status()
+        # No record: the driver died before saving one (see `_sweep_parent`).
+        record = SweepRecord.load(plan.folder) if (plan.folder / STATE_FILE).exists() else None
+        status = record.effective_status() if record is not None else "interrupted"
         if status == "running":
             raise ConfigError(
                 f"sweep '{plan.name}' is still running (pid {record.pid} on {record.host})"
@@ -592,31 +654,7 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
             direct = cfg.tracking.uri  # the store itself (`uri` is its server, if one fronts it)
             ACTIVE_ENDPOINTS[plan.name] = uri
             if record is None:
-                parent = runs.start_run(
-                    direct,
-                    cfg.tracking.experiment,
-                    plan.name,
-                    tags={
-                        "rnnlab.sweep": plan.name,
-                        "rnnlab.role": "sweep",
-                        "rnnlab.search_space": plan.space.describe()[:5000],
-                        "rnnlab.sampler": plan.settings.sampler,
-                        "rnnlab.scheduler": plan.settings.scheduler,
-                        "rnnlab.metric": plan.metric,
-                    },
-                    artifact_location=cfg.tracking.artifact_location,
-                )
-                runs.log_params(
-                    parent,
-                    {
-                        **{
-                            f"sweep.{k}": v
-                            for k, v in plan.settings.model_dump(mode="json").items()
-                        },
-                        **runs.flatten(cfg.to_dict()),
-                    },
-                )
-                runs.log_text(parent, json.dumps(search_raw, indent=2), "search_space.json")
+                parent = _sweep_parent(plan, direct, search_raw, adopt=resume)
                 record = SweepRecord(
                     name=plan.name,
                     folder=str(plan.folder),

@@ -1,0 +1,65 @@
+"""A sweep whose driver died before it saved its record (`sweep.json`) can be resumed.
+
+The test builds the state such a driver leaves behind, using the same functions the driver
+runs: the folder and plan, and in one case also the parent run. Then it resumes the sweep
+with the real `rnnlab sweep ... sweep.resume=true`. Before the fix, the resume was refused,
+the name was blocked, and the parent run stayed RUNNING in MLflow for good.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.integration._sweeps import resume_sweep, rnnlab_cli, store_client, sweep_runs
+
+TINY = [
+    "task=adding",
+    "task.seq_len=10",
+    "task.train_size=128",
+    "task.val_size=64",
+    "task.test_size=64",
+    "model.hidden_size=8",
+    "train.batch_size=32",
+    "train.max_epochs=2",
+    "sweep.final_seeds=0",
+    "sweep.progress=false",
+    "sweep.trials=2",
+    "sweep.name=cut",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parent_created", [True, False], ids=["after_parent", "before_parent"])
+def test_a_driver_dead_before_its_record_resumes_into_one_finished_parent_run(
+    tmp_path, parent_created: bool
+) -> None:
+    from rnnlab.sweep.plan import build_plan
+    from rnnlab.sweep.runner import _sweep_parent, save_plan, search_raw_of
+
+    plan = build_plan(TINY, cwd=tmp_path)
+    plan.folder.mkdir(parents=True)
+    search_raw = search_raw_of(plan)
+    save_plan(plan, search_raw)
+    orphan = None
+    if parent_created:
+        orphan = _sweep_parent(plan, plan.base_cfg.tracking.uri, search_raw, adopt=False)
+
+    cmd, env = rnnlab_cli()
+    resume_sweep(cmd, env, tmp_path, "cut")
+
+    client = store_client(tmp_path)
+    experiment_id = client.get_experiment_by_name("rnnlab").experiment_id
+    parents = sweep_runs(client, experiment_id, "cut", role="sweep")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    if orphan is not None:
+        assert parent.info.run_id == orphan.run_id  # adopted, not duplicated
+    assert parent.data.params["sweep.trials"] == "2"
+    trials = sweep_runs(client, experiment_id, "cut")
+    assert len(trials) == 2
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
+    record = json.loads((plan.folder / "sweep.json").read_text())
+    assert record["status"] == "finished"
+    assert record["parent_run_id"] == parent.info.run_id
