@@ -152,9 +152,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _check_resume_overrides(plan, overrides: list[str]) -> None:
     """A resumed sweep keeps what it searches; only where it runs may change."""
     from rnnlab.sweep.runner import load_plan
+    from rnnlab.sweep.state import STATE_FILE, SweepRecord
 
-    # From the plan, which is saved first: a driver may have died before saving its record.
-    original = set(load_plan(plan.folder)[0].overrides)
+    # A driver may have died before saving its record; the plan is saved first.
+    if (plan.folder / STATE_FILE).exists():
+        original = set(SweepRecord.load(plan.folder).overrides)
+    else:
+        original = set(load_plan(plan.folder)[0].overrides)
     where = ("sweep.name=", "sweep.resume=", "hardware=", "hardware.", "tracking=", "tracking.")
     extra = [o for o in overrides if not o.startswith(where) and o not in original]
     if extra:
