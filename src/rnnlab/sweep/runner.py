@@ -602,8 +602,10 @@ def _created_parent(uri: str, experiment: str, plan: SweepPlan) -> runs.RunHandl
     mine = [r for r in found if r.data.tags.get(FOLDER_TAG) == str(plan.folder)]
     if not mine:
         return None
-    first = min(mine, key=lambda r: r.info.start_time)
-    return runs.RunHandle(uri, first.info.run_id, exp.experiment_id)
+    # The dead driver's run is still RUNNING; a finished one there belonged to an earlier
+    # sweep of the same name whose folder was deleted since.
+    latest = max(mine, key=lambda r: (r.info.status == "RUNNING", r.info.start_time))
+    return runs.RunHandle(uri, latest.info.run_id, exp.experiment_id)
 
 
 def run_sweep(plan: SweepPlan) -> SweepSummary:
