@@ -12,6 +12,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# A sweep sized to seconds per trial.
+TINY_SWEEP = [
+    "task=adding",
+    "task.seq_len=10",
+    "task.train_size=128",
+    "task.val_size=64",
+    "task.test_size=64",
+    "model.hidden_size=8",
+    "train.batch_size=32",
+    "train.max_epochs=2",
+    "sweep.final_seeds=0",
+    "sweep.progress=false",
+]
+
 # Trials of a few seconds per epoch on 2 cores: long enough to kill a process mid-trial.
 SLOW_TRIALS = [
     "task=adding",

@@ -10,24 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.integration._sweeps import store_client, sweep_runs
+from tests.integration._sweeps import TINY_SWEEP, store_client, sweep_runs
 
 from rnnlab.sweep.plan import build_plan
 from rnnlab.sweep.runner import preflight, run_sweep
-
-# A sweep sized to seconds per trial.
-TINY = [
-    "task=adding",
-    "task.seq_len=10",
-    "task.train_size=128",
-    "task.val_size=64",
-    "task.test_size=64",
-    "model.hidden_size=8",
-    "train.batch_size=32",
-    "train.max_epochs=2",
-    "sweep.final_seeds=0",
-    "sweep.progress=false",
-]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +30,7 @@ def ray_local():
 
 def _sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str):
     monkeypatch.chdir(tmp_path)
-    plan = build_plan([*TINY, *overrides])
+    plan = build_plan([*TINY_SWEEP, *overrides])
     preflight(plan)
     return plan, run_sweep(plan)
 

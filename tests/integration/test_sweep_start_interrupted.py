@@ -11,22 +11,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.integration._sweeps import resume_sweep, rnnlab_cli, store_client, sweep_runs
+from tests.integration._sweeps import (
+    TINY_SWEEP,
+    resume_sweep,
+    rnnlab_cli,
+    store_client,
+    sweep_runs,
+)
 
-TINY = [
-    "task=adding",
-    "task.seq_len=10",
-    "task.train_size=128",
-    "task.val_size=64",
-    "task.test_size=64",
-    "model.hidden_size=8",
-    "train.batch_size=32",
-    "train.max_epochs=2",
-    "sweep.final_seeds=0",
-    "sweep.progress=false",
-    "sweep.trials=2",
-    "sweep.name=cut",
-]
+TINY = [*TINY_SWEEP, "sweep.trials=2", "sweep.name=cut"]
 
 
 @pytest.mark.slow

@@ -60,6 +60,16 @@ def _cfg(tiny, folder: Path, epochs: int, *extra: str):
     return validate_run_config(absolute_paths(compose("train", overrides), base=folder))
 
 
+def _fit_reporting_to(trial: Path, cfg, folder: Path):
+    """`fit` with its checkpoints in `folder/ckpt` and a trial's checkpoints in `trial`."""
+    return fit(
+        cfg,
+        checkpoint_dir=folder / "ckpt",
+        extra_callbacks=[_TrialCheckpoints(trial)],
+        run_test=False,
+    )
+
+
 def _weights(path: str | Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=False, map_location="cpu")["state_dict"]
 
@@ -137,12 +147,7 @@ def test_a_run_keeping_no_checkpoints_gets_no_lightning_default_one(tiny, tmp_pa
             base=tmp_path,
         )
     )
-    result = fit(
-        cfg,
-        checkpoint_dir=tmp_path / "ckpt",
-        extra_callbacks=[_TrialCheckpoints(trial)],
-        run_test=False,
-    )
+    result = _fit_reporting_to(trial, cfg, tmp_path)
     assert result.outcome == "completed"
     assert result.best_checkpoint is None and result.last_checkpoint is None
     assert all(p.is_relative_to(trial) for p in tmp_path.rglob("*.ckpt"))
@@ -154,12 +159,7 @@ def test_a_run_keeping_only_last_hands_no_best_checkpoint(tiny, tmp_path: Path) 
     checkpoint claims none, and the run reports its last checkpoint, not a best one."""
     trial = tmp_path / "tune"
     cfg = _cfg(tiny, tmp_path, 2, "train.keep_checkpoints=last")
-    result = fit(
-        cfg,
-        checkpoint_dir=tmp_path / "ckpt",
-        extra_callbacks=[_TrialCheckpoints(trial)],
-        run_test=False,
-    )
+    result = _fit_reporting_to(trial, cfg, tmp_path)
     assert result.outcome == "completed"
     assert result.best_checkpoint is None and result.last_checkpoint is not None
     for epoch in (0, 1):

@@ -591,14 +591,12 @@ def _sweep_parent(
 
 
 def _created_parent(uri: str, experiment: str, plan: SweepPlan) -> runs.RunHandle | None:
-    c = runs.client(uri)
-    exp = c.get_experiment_by_name(experiment)
+    from rnnlab.sweep.tracking import sweep_runs
+
+    exp = runs.client(uri).get_experiment_by_name(experiment)
     if exp is None:
         return None
-    found = c.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`rnnlab.sweep` = '{plan.name}' and tags.`rnnlab.role` = 'sweep'",
-    )
+    found = sweep_runs(uri, exp.experiment_id, plan.name, role="sweep")
     mine = [r for r in found if r.data.tags.get(FOLDER_TAG) == str(plan.folder)]
     if not mine:
         return None
