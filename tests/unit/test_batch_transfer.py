@@ -42,3 +42,10 @@ def test_inputs_and_targets_move_and_lengths_stay_on_the_cpu() -> None:
 def test_other_batches_move_whole() -> None:
     moved = _module().transfer_batch_to_device([torch.ones(2)], torch.device("meta"), 0)
     assert moved[0].device.type == "meta"
+
+
+def test_a_batch_already_on_the_device_is_returned_as_it_is() -> None:
+    batch = SequenceBatch(torch.randn(2, 5, 3), torch.randn(2, 5, 2), torch.tensor([5, 3]))
+    assert _module().transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = _module().transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert moved is not batch and moved.inputs.device.type == "meta"

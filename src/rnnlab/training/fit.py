@@ -30,6 +30,7 @@ from rnnlab.models import build_model
 from rnnlab.registry import task_class
 from rnnlab.training.callback_hooks import skip_inherited_hooks
 from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO
+from rnnlab.training.data_hooks import ResolveDataHooksOnce
 from rnnlab.training.data_logging import data_callbacks  # issue 4: padding share, vocab files
 from rnnlab.training.length_generalisation import evaluate_lengths, supports_lengths
 from rnnlab.training.lm_module import LanguageModelModule  # issue 4: truncated BPTT
@@ -236,7 +237,11 @@ def fit(
         checkpoint_dir = Path(tmp.name)
     # rnnlab's own callbacks skip Lightning's dispatch of the hooks they leave empty; a
     # caller's callbacks are the caller's.
-    own = [*build_callbacks(cfg, spec, checkpoint_dir), *data_callbacks()]
+    own = [
+        *build_callbacks(cfg, spec, checkpoint_dir),
+        *data_callbacks(),
+        ResolveDataHooksOnce(),
+    ]
     callbacks = [*map(skip_inherited_hooks, own), *extra_callbacks]
     trainer = build_trainer(cfg, callbacks, mlflow_logger, checkpoint_dir, progress)
     result = FitResult(

@@ -73,6 +73,8 @@ class SequenceModule(pl.LightningModule):
         moved there came back with a host sync in every forward and every loss.
         """
         if isinstance(batch, SequenceBatch):
+            if batch.inputs.device == device and batch.targets.device == device:
+                return batch  # on the CPU: what `.to` would return, without two calls
             # As Lightning's move_data_to_device does, minus its generic walk of the batch.
             non_blocking = device.type not in ("cpu", "mps")
             return SequenceBatch(
