@@ -30,6 +30,7 @@ import pytorch_lightning.trainer.call as call
 import torch
 from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loops import _EvaluationLoop, _TrainingEpochLoop
+from pytorch_lightning.loops.fetchers import _PrefetchDataFetcher
 from pytorch_lightning.trainer.connectors.checkpoint_connector import _CheckpointConnector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -97,6 +98,7 @@ def instrument() -> None:
         (SequenceModule, "on_validation_epoch_end", "on_validation_epoch_end (module)"),
         (_EvaluationLoop, "run", "validation loop"),
         (_TrainingEpochLoop, "advance", "training step loop (one batch)"),
+        (_PrefetchDataFetcher, "__next__", "next batch from the loader"),
         (pl.Trainer, "save_checkpoint", "  checkpoint: Trainer.save_checkpoint"),
         (_CheckpointConnector, "dump_checkpoint", "  checkpoint:   dump_checkpoint"),
         (_CheckpointConnector, "_get_loops_state_dict", "  checkpoint:     loops' state"),

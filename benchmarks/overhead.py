@@ -87,6 +87,7 @@ ABLATIONS = (
     "rnnlab-asyncckpt",
     "rnnlab-syncckpt",
     "rnnlab-allhooks",
+    "rnnlab-perexample",
 )
 LABELS = {
     "hand": "hand loop",
@@ -101,6 +102,7 @@ LABELS = {
     "rnnlab-asyncckpt": " ..async checkpoints",
     "rnnlab-syncckpt": " ..ckpt written at once",
     "rnnlab-allhooks": " ..every hook called",
+    "rnnlab-perexample": " ..examples fetched 1 by 1",
 }
 SHORT = {
     "hand": "hand loop",
@@ -653,6 +655,26 @@ def run_rnnlab_all_hooks(
     return clock.timing("rnnlab-allhooks")
 
 
+def run_rnnlab_per_example(
+    problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
+) -> Timing:
+    """rnnlab with its loaders fetching one example at a time and stacking them in the
+    collate, as the baselines' DataLoader(TensorDataset) does and as rnnlab did before
+    `rnnlab/data/stacked.py`: the rest of rnnlab's epoch against the same data path."""
+    from rnnlab.data.stacked import StackedTensorDataset
+
+    cfg = _rnnlab_config(problem, work, epochs, clock, store)
+    batched = StackedTensorDataset.__getitems__
+    # PyTorch's fetcher takes the per-example path when `__getitems__` is falsy.
+    StackedTensorDataset.__getitems__ = None  # type: ignore[assignment,method-assign]
+    try:
+        result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
+    finally:
+        StackedTensorDataset.__getitems__ = batched  # type: ignore[method-assign]
+    _check_complete(result.fit, epochs, "rnnlab run fetching examples one by one")
+    return clock.timing("rnnlab-perexample")
+
+
 def run_rnnlab_core(
     problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
 ) -> Timing:
@@ -779,6 +801,7 @@ RUNNERS: dict[str, Callable[[Problem, Workload, int, Clock, Path], Timing]] = {
     "rnnlab-asyncckpt": run_rnnlab_async_checkpoints,
     "rnnlab-syncckpt": run_rnnlab_sync_checkpoints,
     "rnnlab-allhooks": run_rnnlab_all_hooks,
+    "rnnlab-perexample": run_rnnlab_per_example,
 }
 
 

@@ -13,6 +13,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from rnnlab.data.base import IGNORE_INDEX, SequenceBatch, TaskSpec
+from rnnlab.data.stacked import StackedExamples
 
 Example = tuple[torch.Tensor, torch.Tensor]  # (inputs, target) of one sequence
 
@@ -31,6 +32,8 @@ def pad_collate(
     """
     if not examples:
         raise ValueError("pad_collate got an empty list of examples")
+    if isinstance(examples, StackedExamples):
+        return _stacked_batch(examples, per_step_targets)
     inputs = [x for x, _ in examples]
     targets = [y for _, y in examples]
     steps = [x.shape[0] for x in inputs]
@@ -56,6 +59,18 @@ def pad_collate(
     else:
         batch_targets = torch.stack(targets)
     return SequenceBatch(batch_inputs, batch_targets, lengths)
+
+
+def _stacked_batch(examples: StackedExamples, per_step_targets: bool) -> SequenceBatch:
+    """The batch of examples that are already stacked: all of one length, nothing to pad."""
+    inputs, targets = examples.tensors
+    steps = int(inputs.shape[1])
+    if per_step_targets and int(targets.shape[1]) != steps:
+        raise ValueError(
+            "per-step targets must have one entry per input step; got inputs of "
+            f"{steps} steps and targets of {int(targets.shape[1])}"
+        )
+    return SequenceBatch(inputs, targets, torch.full((len(inputs),), steps, dtype=torch.long))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from rnnlab.data.base import SequenceDataModule, TaskSpec
 from rnnlab.data.collate import PadCollate
 from rnnlab.data.image_sequences import images_as_sequences
 from rnnlab.data.sampler import BucketBatchSampler, derive_seed
+from rnnlab.data.stacked import StackedTensorDataset
 from rnnlab.data.task_configs import DigitsConfig, check_image_eval_lengths
 
 IMAGE_SIDE = 8
@@ -91,7 +92,7 @@ class DigitsDataModule(SequenceDataModule):
         )
         for name, idx in (("train", train), ("val", val), ("test", test)):
             idx_t = torch.as_tensor(idx, dtype=torch.long)
-            self._splits[name] = TensorDataset(inputs[idx_t], targets[idx_t])
+            self._splits[name] = StackedTensorDataset(inputs[idx_t], targets[idx_t])
 
     def dataset(self, name: str) -> TensorDataset:
         """One split ("train", "val", "test"), loaded on first use."""
@@ -134,7 +135,7 @@ class DigitsDataModule(SequenceDataModule):
         inputs, targets = self.dataset("test").tensors
         images = inputs.reshape(len(inputs), IMAGE_SIDE, IMAGE_SIDE)
         return self._loader(
-            TensorDataset(images_as_sequences(images, self.cfg.order, steps), targets)
+            StackedTensorDataset(images_as_sequences(images, self.cfg.order, steps), targets)
         )
 
     def describe(self) -> dict[str, Any]:

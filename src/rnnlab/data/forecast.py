@@ -28,6 +28,7 @@ from rnnlab.data.collate import PadCollate
 from rnnlab.data.fetch import STATSMODELS_SERIES
 from rnnlab.data.sampler import BucketBatchSampler
 from rnnlab.data.splits import SPLITS, Boundaries
+from rnnlab.data.stacked import StackedTensorDataset
 from rnnlab.data.task_configs import SERIES_DEFAULTS as SERIES_DEFAULTS  # still importable here
 from rnnlab.data.task_configs import (
     CsvSeriesConfig,
@@ -144,7 +145,7 @@ class ForecastDataModule(SequenceDataModule):
             )
         for split in SPLITS:
             origins = bounds.origins(split, context, horizon, self.cfg.stride)
-            self._splits[split] = TensorDataset(*windows(series, origins, context, horizon))
+            self._splits[split] = StackedTensorDataset(*windows(series, origins, context, horizon))
         test_origins = bounds.origins("test", context, horizon, self.cfg.stride)
         naive = seasonal_naive(series, test_origins, horizon, season)
         error = naive - self._splits["test"].tensors[1]

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from rnnlab.data.base import SequenceDataModule, TaskSpec
 from rnnlab.data.collate import PadCollate
 from rnnlab.data.sampler import BucketBatchSampler, derive_seed
+from rnnlab.data.stacked import StackedTensorDataset
 from rnnlab.data.task_configs import AddingConfig, CopyConfig, GeneratedTaskConfig
 
 COPY_SYMBOLS = 10  # symbols to remember (Arjovsky et al. 2016)
@@ -104,7 +105,7 @@ class GeneratedTaskDataModule(SequenceDataModule):
         if key not in self._splits:
             size = getattr(self.cfg, f"{split}_size")
             gen = torch.Generator().manual_seed(derive_seed(self.task_name, self.seed, *key))
-            self._splits[key] = TensorDataset(*self.generate(size, seq_len, gen))
+            self._splits[key] = StackedTensorDataset(*self.generate(size, seq_len, gen))
         return self._splits[key]
 
     def setup(self, stage: str | None = None) -> None:
