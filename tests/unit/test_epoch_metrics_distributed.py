@@ -73,3 +73,10 @@ def test_the_epoch_loss_is_the_mean_over_both_ranks(host_sums: bool) -> None:
         assert per_rank[rank]["val/mse"] == per_rank[rank]["val/loss"]
     # MAE is a torchmetrics state: synced the same way, so the ranks agree on it too.
     assert per_rank[0]["val/mae"] == pytest.approx(per_rank[1]["val/mae"], rel=1e-9)
+
+
+def test_the_epoch_metrics_hold_no_buffers_for_ddp_to_broadcast() -> None:
+    """DDP broadcasts a module's buffers from rank 0 before every forward when it has any;
+    the metric modules must not add one to a model that has none."""
+    metrics = EpochMetrics(SERIES)
+    assert list(metrics.buffers()) == []

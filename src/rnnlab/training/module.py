@@ -198,7 +198,10 @@ class SequenceModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        metrics = {**self.train_metrics.compute("train"), **self.val_metrics.compute("val")}
+        metrics = {
+            **self.train_metrics.compute("train", self.device),
+            **self.val_metrics.compute("val", self.device),
+        }
         metrics.update(self._gradient_summary())
         metrics["lr"] = (
             self._epoch_lr
@@ -219,7 +222,7 @@ class SequenceModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         # Only into callback_metrics: the tracking layer logs test metrics once, at the step
         # after the last epoch (a ddp_spawn test runs in fresh ranks whose epoch is 0).
-        publish(self.trainer, self.test_metrics.compute("test"))
+        publish(self.trainer, self.test_metrics.compute("test", self.device))
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.cfg.train, self.parameters())

@@ -143,8 +143,6 @@ class EpochMetrics(torch.nn.Module):
             )
         self.spec = spec
         self.loss = LossMean()
-        # Follows the module across devices: where a distributed sum of the loss must be made.
-        self.register_buffer("_device_anchor", torch.empty(0), persistent=False)
         self.metrics = torch.nn.ModuleDict(
             {
                 name: METRICS[name](spec)
@@ -169,11 +167,13 @@ class EpochMetrics(torch.nn.Module):
             for metric in self.metrics.values():
                 metric.update(detached, targets)
 
-    def compute(self, prefix: str) -> dict[str, float]:
+    def compute(self, prefix: str, device: torch.device | None = None) -> dict[str, float]:
+        """The epoch's values under `prefix/`; `device` is the module's, where a distributed
+        run sums the loss (not kept here as a buffer: DDP would broadcast it every step)."""
         out: dict[str, float] = {}
         if not self.loss.count:
             return out
-        loss = self.loss.compute(self._device_anchor.device)
+        loss = self.loss.compute(device or torch.device("cpu"))
         out[f"{prefix}/loss"] = loss
         for name in self.spec.metrics:
             if name in self.metrics:
