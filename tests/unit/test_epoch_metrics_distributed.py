@@ -13,18 +13,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from tests.unit._specs import SERIES
 
-from rnnlab.data import TaskSpec
 from rnnlab.training.objectives import EpochMetrics, loss_fn, valid_pairs
 
-SERIES = TaskSpec(
-    head="many_to_many",
-    loss="mse",
-    input_kind="real",
-    input_size=3,
-    output_size=2,
-    metrics=("mse", "mae"),
-)
 # Per rank: (batch size, true length) of each batch; the ranks differ in both.
 BATCHES = {0: ((2, 6), (1, 3)), 1: ((3, 6), (3, 2), (1, 6))}
 

@@ -6,32 +6,11 @@ import math
 
 import pytest
 import torch
-
-from rnnlab.data.base import TaskSpec
-from rnnlab.training.module import SequenceModule
-
-
-class _Config:
-    """Only what SequenceModule reads at construction."""
-
-    def to_dict(self) -> dict:
-        return {}
-
-
-def _module() -> SequenceModule:
-    spec = TaskSpec(
-        head="many_to_one",
-        loss="mse",
-        input_kind="real",
-        input_size=2,
-        output_size=1,
-        metrics=("mse",),
-    )
-    return SequenceModule(_Config(), spec, torch.nn.Identity())  # type: ignore[arg-type]
+from tests.unit._specs import ADDING, bare_module
 
 
 def test_norm_statistics_skip_non_finite_steps_and_clip_fraction_counts_every_step() -> None:
-    module = _module()
+    module = bare_module(ADDING)
     norms = [0.5, float("inf"), 2.0, float("nan"), 1.25]
     clipped = [False, True, True, True, False]
     module._grad_norms = [torch.tensor(v) for v in norms]
@@ -44,7 +23,7 @@ def test_norm_statistics_skip_non_finite_steps_and_clip_fraction_counts_every_st
 
 
 def test_an_epoch_of_only_non_finite_norms_logs_the_clip_fraction_alone() -> None:
-    module = _module()
+    module = bare_module(ADDING)
     module._grad_norms = [torch.tensor(math.inf), torch.tensor(math.nan)]
     module._clipped = [torch.tensor(True), torch.tensor(False)]
     assert module._gradient_summary() == {"train/clip_fraction": 0.5}

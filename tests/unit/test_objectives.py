@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.unit._specs import ADDING, SERIES
 
 from rnnlab.config import ModelConfig
 from rnnlab.data import IGNORE_INDEX, TaskSpec
@@ -21,22 +22,6 @@ TAGGING = TaskSpec(
     input_size=3,
     output_size=CLASSES,
     metrics=("accuracy", "macro_f1", "perplexity", "bpc"),
-)
-SERIES = TaskSpec(
-    head="many_to_many",
-    loss="mse",
-    input_kind="real",
-    input_size=3,
-    output_size=2,
-    metrics=("mse", "mae"),
-)
-ADDING = TaskSpec(
-    head="many_to_one",
-    loss="mse",
-    input_kind="real",
-    input_size=2,
-    output_size=1,
-    metrics=("mse",),
 )
 LENGTHS = torch.tensor([6, 2, 4, 1])
 
