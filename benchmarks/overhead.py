@@ -10,7 +10,10 @@ process, interleaved (the order rotates every repeat) so that machine noise hits
             and the baseline that pays for a per-epoch write as rnnlab does (reference only)
   rnnlab    `rnnlab.training.tracked.train_tracked(cfg)` (which calls `fit(cfg)`) with MLflow
             logging on, against a temporary `sqlite:///.../mlflow.db`, checkpoints on, under
-            the `rnnlab` command's collector policy (paused until training starts)
+            the `rnnlab` command's collector policy (paused until training starts). Its
+            loaders fetch each batch in one indexing call (rnnlab/data/stacked.py) where the
+            baselines' DataLoader(TensorDataset) fetches example by example; the
+            `rnnlab-perexample` ablation runs rnnlab on the baselines' data path
 
 Workloads (issue 2, item 11):
 
