@@ -90,6 +90,8 @@ def _every_stage(folder: Path, batches: int, resolve_once: bool) -> Counter[str]
     trainer.predict(module, datamodule=data)
     selector = trainer._data_connector._datahook_selector
     assert isinstance(selector, OnceResolvedDataHooks) == resolve_once
+    if resolve_once:  # everything but the answers is still Lightning's selector's
+        assert selector.datamodule is data and selector.model is module
     return Counter(CALLS)
 
 

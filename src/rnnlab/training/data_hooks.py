@@ -15,37 +15,46 @@ selector for its own module and datamodule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.trainer.connectors.data_connector import _DataHookSelector
 
 
-@dataclass
-class OnceResolvedDataHooks(_DataHookSelector):
-    """Lightning's selector, remembering each hook's answer."""
+class OnceResolvedDataHooks:
+    """Wraps Lightning's selector (`_DataHookSelector`), remembering each hook's answer.
 
-    _resolved: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    A wrapper rather than a subclass, so that nothing here imports Lightning's private
+    class: Lightning calls only `get_instance` on it, and any other attribute is the
+    wrapped selector's.
+    """
+
+    def __init__(self, selector: Any) -> None:
+        self.selector = selector
+        self._resolved: dict[str, pl.LightningModule | pl.LightningDataModule] = {}
 
     def get_instance(self, hook_name: str) -> pl.LightningModule | pl.LightningDataModule:
         try:
             return self._resolved[hook_name]
         except KeyError:
-            instance = self._resolved[hook_name] = super().get_instance(hook_name)
+            instance = self._resolved[hook_name] = self.selector.get_instance(hook_name)
             return instance
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "selector":  # not set yet (a copy or an unpickling in progress)
+            raise AttributeError(name)
+        return getattr(self.selector, name)
 
 
 class ResolveDataHooksOnce(Callback):
-    """Swaps the trainer's data-hook selector for one that resolves each hook once."""
+    """Wraps the trainer's data-hook selector in one that resolves each hook once."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         connector = getattr(trainer, "_data_connector", None)
         selector = getattr(connector, "_datahook_selector", None)
-        # Only Lightning's own selector is replaced: an unknown one (a later Lightning, or a
-        # caller's) is left as it is, and the run merely keeps the per-batch cost.
-        if type(selector) is _DataHookSelector:
-            connector._datahook_selector = OnceResolvedDataHooks(  # type: ignore[union-attr]
-                selector.model, selector.datamodule
-            )
+        # A Lightning that keeps no such selector, or one already wrapped, is left as it is:
+        # the run then merely keeps the per-batch cost.
+        if callable(getattr(selector, "get_instance", None)) and not isinstance(
+            selector, OnceResolvedDataHooks
+        ):
+            connector._datahook_selector = OnceResolvedDataHooks(selector)  # type: ignore[union-attr]
