@@ -62,6 +62,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from itertools import pairwise  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, ClassVar  # noqa: E402
+from unittest.mock import patch  # noqa: E402
 
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
@@ -575,24 +576,34 @@ def _check_complete(result: FitResult, epochs: int, what: str) -> None:
 # --- ablations: rnnlab with one cost removed, to attribute its overhead (--ablations) --------
 
 
+def _tracked(cfg: Any, epochs: int, clock: Clock, way: str, what: str) -> Timing:
+    """One rnnlab run as `rnnlab train` makes it (MLflow on), timed as `way`."""
+    result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
+    _check_complete(result.fit, epochs, what)
+    return clock.timing(way)
+
+
+def _untracked(cfg: Any, epochs: int, clock: Clock, way: str, what: str) -> Timing:
+    """One bare `fit(cfg)` (no MLflow), timed as `way`; its checkpoint folder is removed."""
+    result = fit(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
+    _check_complete(result, epochs, what)
+    if result.workdir is not None:
+        result.workdir.cleanup()
+    return clock.timing(way)
+
+
 def run_rnnlab_no_checkpoints(
     problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
 ) -> Timing:
     cfg = _rnnlab_config(problem, work, epochs, clock, store, "train.keep_checkpoints=none")
-    result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
-    _check_complete(result.fit, epochs, "rnnlab run without checkpoints")
-    return clock.timing("rnnlab-nockpt")
+    return _tracked(cfg, epochs, clock, "rnnlab-nockpt", "rnnlab run without checkpoints")
 
 
 def run_rnnlab_no_mlflow(
     problem: Problem, work: Workload, epochs: int, clock: Clock, store: Path
 ) -> Timing:
     cfg = _rnnlab_config(problem, work, epochs, clock, store)
-    result = fit(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
-    _check_complete(result, epochs, "rnnlab fit without MLflow")
-    if result.workdir is not None:
-        result.workdir.cleanup()
-    return clock.timing("rnnlab-nomlflow")
+    return _untracked(cfg, epochs, clock, "rnnlab-nomlflow", "rnnlab fit without MLflow")
 
 
 def run_rnnlab_async_checkpoints(
@@ -612,13 +623,8 @@ def run_rnnlab_async_checkpoints(
             super().__init__(*args, **{**kwargs, "plugins": [AsyncCheckpointIO()]})
 
     cfg = _rnnlab_config(problem, work, epochs, clock, store)
-    fit_module.pl.Trainer = AsyncIOTrainer  # type: ignore[misc]
-    try:
-        result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
-    finally:
-        fit_module.pl.Trainer = trainer_cls  # type: ignore[misc]
-    _check_complete(result.fit, epochs, "rnnlab run with async checkpoints")
-    return clock.timing("rnnlab-asyncckpt")
+    with patch.object(fit_module.pl, "Trainer", AsyncIOTrainer):
+        return _tracked(cfg, epochs, clock, "rnnlab-asyncckpt", "rnnlab run with async checkpoints")
 
 
 def run_rnnlab_sync_checkpoints(
@@ -627,9 +633,7 @@ def run_rnnlab_sync_checkpoints(
     """rnnlab writing each checkpoint when it is made (train.checkpoints_in_memory_mb=0), as
     it did before checkpoints were held in memory until the end of training."""
     cfg = _rnnlab_config(problem, work, epochs, clock, store, "train.checkpoints_in_memory_mb=0")
-    result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
-    _check_complete(result.fit, epochs, "rnnlab run writing checkpoints at once")
-    return clock.timing("rnnlab-syncckpt")
+    return _tracked(cfg, epochs, clock, "rnnlab-syncckpt", "rnnlab run writing checkpoints at once")
 
 
 def run_rnnlab_all_hooks(
@@ -640,22 +644,18 @@ def run_rnnlab_all_hooks(
     import rnnlab.training.fit as fit_module
     from rnnlab.training.model_checkpoint import RelocatableModelCheckpoint
 
-    hide, setup = fit_module.skip_inherited_hooks, RelocatableModelCheckpoint.setup
+    setup = RelocatableModelCheckpoint.setup
 
     def setup_keeping_the_batch_hook(self: Any, *args: Any, **kwargs: Any) -> None:
         setup(self, *args, **kwargs)
         vars(self).pop("on_train_batch_end", None)
 
     cfg = _rnnlab_config(problem, work, epochs, clock, store)
-    fit_module.skip_inherited_hooks = lambda callback: callback  # type: ignore[assignment]
-    RelocatableModelCheckpoint.setup = setup_keeping_the_batch_hook  # type: ignore[method-assign]
-    try:
-        result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
-    finally:
-        fit_module.skip_inherited_hooks = hide
-        RelocatableModelCheckpoint.setup = setup  # type: ignore[method-assign]
-    _check_complete(result.fit, epochs, "rnnlab run with every hook called")
-    return clock.timing("rnnlab-allhooks")
+    with (
+        patch.object(fit_module, "skip_inherited_hooks", lambda callback: callback),
+        patch.object(RelocatableModelCheckpoint, "setup", setup_keeping_the_batch_hook),
+    ):
+        return _tracked(cfg, epochs, clock, "rnnlab-allhooks", "rnnlab run with every hook called")
 
 
 def run_rnnlab_per_example(
@@ -667,15 +667,11 @@ def run_rnnlab_per_example(
     from rnnlab.data.stacked import StackedTensorDataset
 
     cfg = _rnnlab_config(problem, work, epochs, clock, store)
-    batched = StackedTensorDataset.__getitems__
     # PyTorch's fetcher takes the per-example path when `__getitems__` is falsy.
-    StackedTensorDataset.__getitems__ = None  # type: ignore[assignment,method-assign]
-    try:
-        result = train_tracked(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
-    finally:
-        StackedTensorDataset.__getitems__ = batched  # type: ignore[method-assign]
-    _check_complete(result.fit, epochs, "rnnlab run fetching examples one by one")
-    return clock.timing("rnnlab-perexample")
+    with patch.object(StackedTensorDataset, "__getitems__", None):
+        return _tracked(
+            cfg, epochs, clock, "rnnlab-perexample", "rnnlab run fetching examples one by one"
+        )
 
 
 def run_rnnlab_core(
@@ -683,9 +679,7 @@ def run_rnnlab_core(
 ) -> Timing:
     """Only rnnlab's data path, model and LightningModule: no MLflow, no checkpoints."""
     cfg = _rnnlab_config(problem, work, epochs, clock, store, "train.keep_checkpoints=none")
-    result = fit(cfg, extra_callbacks=[EpochClockCallback(clock)], run_test=False)
-    _check_complete(result, epochs, "rnnlab fit without MLflow or checkpoints")
-    return clock.timing("rnnlab-core")
+    return _untracked(cfg, epochs, clock, "rnnlab-core", "rnnlab fit without MLflow or checkpoints")
 
 
 def _run_with_logger(
