@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# A sweep sized to seconds per trial.
-TINY_SWEEP = [
+# A 10-step adding problem and a net small enough for seconds per trial.
+TINY_PROBLEM = [
     "task=adding",
     "task.seq_len=10",
     "task.train_size=128",
@@ -22,6 +22,10 @@ TINY_SWEEP = [
     "model.hidden_size=8",
     "train.batch_size=32",
     "train.max_epochs=2",
+]
+# A sweep sized to seconds per trial.
+TINY_SWEEP = [
+    *TINY_PROBLEM,
     "sweep.final_seeds=0",
     "sweep.progress=false",
 ]

@@ -24,20 +24,14 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 from tests.conftest import cli_environment, rnnlab_command
 from tests.integration._cluster import LoopbackCluster
+from tests.integration._sweeps import TINY_PROBLEM
 
 from rnnlab.tracking.server import start_server, stop_server
 
 # Each trial takes seconds; one CPU per node and one per trial, so two trials run at once,
 # necessarily one on each node.
 TINY = [
-    "task=adding",
-    "task.seq_len=10",
-    "task.train_size=128",
-    "task.val_size=64",
-    "task.test_size=64",
-    "model.hidden_size=8",
-    "train.batch_size=32",
-    "train.max_epochs=2",
+    *TINY_PROBLEM,
     "sweep.scheduler=none",
     "sweep.final_seeds=0",
     "sweep.max_concurrent=2",

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration._sweeps import TINY_PROBLEM
 
 from rnnlab.tracking.server import start_server, stop_server
 
@@ -46,14 +47,7 @@ COMPARED = (
     "train.clip.threshold",
 )
 TINY_SWEEP = (
-    "task=adding",
-    "task.seq_len=10",
-    "task.train_size=128",
-    "task.val_size=64",
-    "task.test_size=64",
-    "model.hidden_size=8",
-    "train.batch_size=32",
-    "train.max_epochs=2",
+    *TINY_PROBLEM,
     "sweep.trials=3",
     "sweep.max_concurrent=2",
     "sweep.scheduler=none",

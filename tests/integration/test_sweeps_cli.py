@@ -9,17 +9,11 @@ import json
 import re
 
 import pytest
+from tests.integration._sweeps import TINY_PROBLEM
 
 # Two trials of two epochs on a 10-step adding problem; no pruning, so every trial completes.
 TINY_SWEEP = [
-    "task=adding",
-    "task.seq_len=10",
-    "task.train_size=128",
-    "task.val_size=64",
-    "task.test_size=64",
-    "model.hidden_size=8",
-    "train.batch_size=32",
-    "train.max_epochs=2",
+    *TINY_PROBLEM,
     "diagnostics.plots=false",
     "sweep.trials=2",
     "sweep.scheduler=none",
