@@ -156,7 +156,7 @@ class EpochMetrics(torch.nn.Module):
     ) -> None:
         """`loss_value`: the loss as a number, where the caller has already read it back
         (training does, to catch divergence); it is summed on the host, which saves the
-        tensor arithmetic and torchmetrics' update bookkeeping of every step."""
+        tensor arithmetic of every step."""
         count = pair_count(preds)
         if loss_value is None:
             self.loss.update(loss, count)
