@@ -39,6 +39,7 @@ import overhead
 from rnnlab.training.checkpoint_io import WriteAtTeardownCheckpointIO
 from rnnlab.training.fit import quiet_lightning
 from rnnlab.training.module import SequenceModule
+from rnnlab.training.objectives import EpochMetrics
 
 SPENT: collections.defaultdict[str, float] = collections.defaultdict(float)
 
@@ -96,6 +97,10 @@ def instrument() -> None:
         (SequenceModule, "configure_gradient_clipping", "gradient clipping"),
         (pl.LightningModule, "clip_gradients", "gradient clipping"),
         (SequenceModule, "on_validation_epoch_end", "on_validation_epoch_end (module)"),
+        (EpochMetrics, "update", "  epoch metrics: update"),
+        (EpochMetrics, "compute", "  epoch metrics: compute"),
+        (EpochMetrics, "reset", "  epoch metrics: reset"),
+        (SequenceModule, "_gradient_summary", "  gradient summary"),
         (_EvaluationLoop, "run", "validation loop"),
         (_TrainingEpochLoop, "advance", "training step loop (one batch)"),
         (_PrefetchDataFetcher, "__next__", "next batch from the loader"),
